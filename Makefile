@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench accuracy-vs-time clean
+.PHONY: run test accuracy-vs-time clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +16,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m twin.experiments.accuracy_vs_time
 
+# Regenerates docs/results/accuracy-vs-time.{md,png,json} in place.
 accuracy-vs-time: $(STAMP)
-	$(PY) -m twin.experiments.accuracy_vs_time
+	$(PY) -m twin.experiments.accuracy_vs_time --out docs/results --force
 
 test: $(STAMP)
 	$(PY) -m pytest -q
-
-bench: $(STAMP)
-	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .cache

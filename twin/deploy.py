@@ -1,0 +1,77 @@
+"""The offline toolchain's last steps: quantize a trained network and place it on the chip."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from twin.accuracy import Deployment
+from twin.mapping import ChipMapping, LevelEncoding, SinglePairEncoding, TileGeometry
+from twin.networks import crossbar_layers
+from twin.pcm import DeviceArray, PCMParameters, PCMStatistics
+from twin.quantize import AnnealSchedule, QuantReport, QuantSteps, compare_quantizers, dequantize, quantize
+
+__all__ = ["LayerQuantization", "quantize_network", "quantized_model", "deploy_levels", "deploy_single_pair"]
+
+
+@dataclass(frozen=True, eq=False)
+class LayerQuantization:
+    steps: QuantSteps
+    k_plus: np.ndarray
+    k_minus: np.ndarray
+    report: QuantReport
+
+
+def crossbar_weights(model: nn.Module) -> dict[str, np.ndarray]:
+    return {name: layer.weight.detach().cpu().numpy().astype(np.float64) for name, layer in crossbar_layers(model)}
+
+
+def quantize_network(model: nn.Module, levels: int = 8, schedule: AnnealSchedule = AnnealSchedule(),
+                     seed: int = 0) -> dict[str, LayerQuantization]:
+    """SA-tuned steps per layer (each layer has its own tiles and output scale), then levels."""
+    out = {}
+    for i, (name, w) in enumerate(crossbar_weights(model).items()):
+        report = compare_quantizers(w, levels, schedule, seed + i)
+        k_plus, k_minus = quantize(w, report.sa_steps)
+        out[name] = LayerQuantization(report.sa_steps, k_plus, k_minus, report)
+    return out
+
+
+def quantized_model(model: nn.Sequential, quant: dict[str, LayerQuantization]) -> nn.Sequential:
+    """A digital copy whose crossbar weights are exactly the quantized levels."""
+    copy_ = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, layer in crossbar_layers(copy_):
+            q = quant[name]
+            layer.weight.copy_(torch.from_numpy(dequantize(q.k_plus, q.k_minus, q.steps)).float())
+    return copy_.eval()
+
+
+def deploy_levels(model: nn.Sequential, quant: dict[str, LayerQuantization], geometry: TileGeometry,
+                  pcm: PCMParameters = PCMParameters()) -> Deployment:
+    """The paper's encoding: every device at a level k * g_max / K."""
+    levels = next(iter(quant.values())).steps.levels
+    mapping = ChipMapping({name: q.k_plus.shape for name, q in quant.items()}, geometry, levels)
+    device_levels = mapping.device_levels({name: (q.k_plus, q.k_minus) for name, q in quant.items()})
+    devices = DeviceArray(levels, PCMStatistics(pcm), torch.from_numpy(device_levels))
+    steps = {name: (q.steps.step_pos, q.steps.step_neg) for name, q in quant.items()}
+    encoding = LevelEncoding(mapping, steps, pcm.g_max_us)
+    w_max = {name: levels * max(sp, sn) for name, (sp, sn) in steps.items()}
+    return Deployment(model, encoding, devices, devices.target_conductance(), w_max)
+
+
+def deploy_single_pair(model: nn.Sequential, geometry: TileGeometry, levels: int = 8,
+                       pcm: PCMParameters = PCMParameters()) -> Deployment:
+    """aihwkit's ``SinglePairConductanceConverter`` encoding (continuous conductances)."""
+    weights = crossbar_weights(model)
+    mapping = ChipMapping({name: w.shape for name, w in weights.items()}, geometry, levels)
+    encoding, g_target = SinglePairEncoding.from_weights(mapping, weights, pcm.g_max_us)
+    # Continuous targets: the level field only describes the reference cells here.
+    device_levels = mapping.device_levels({name: (np.zeros(w.shape, np.int16),) * 2 for name, w in weights.items()})
+    devices = DeviceArray(levels, PCMStatistics(pcm), torch.from_numpy(device_levels))
+    w_max = {name: pcm.g_max_us / scale for name, scale in encoding.scale.items()}
+    return Deployment(model, encoding, devices, g_target, w_max)

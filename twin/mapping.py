@@ -1,0 +1,213 @@
+"""Mapping a network's weights onto differential-pair PCM crossbar tiles.
+
+Every crossbar layer is a matrix: Linear ``out x in``; Conv2d ``out_channels x
+(in_channels * kh * kw)``. The matrix is transposed onto tiles so that a tile's rows are input
+lines (the identity probe drives one row at a time) and its columns are output lines; large
+matrices are split into blocks, and a tile never holds two layers. Each unit cell holds a
+G+ and a G- device. The last ``reference_rows`` rows of every tile hold reference cells
+programmed at known levels (for drift estimation), never weights.
+
+Devices are numbered ``((tile * 2 + sign) * rows + row) * cols + col`` (sign 0 = G+, 1 = G-),
+so a tile's devices are one contiguous slice.
+
+Two encodings map weights to conductances:
+- :class:`LevelEncoding` (the paper's): w = k+ * step_pos - k- * step_neg, device target
+  k * g_max / K;
+- :class:`SinglePairEncoding` (aihwkit's ``SinglePairConductanceConverter``): one scale per
+  layer, g_max / max|w|, for both signs; used to cross-check the twin against aihwkit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+__all__ = ["TileGeometry", "LayerPlacement", "ChipMapping", "LevelEncoding", "SinglePairEncoding",
+           "layer_matrix", "matrix_to_weight", "reference_levels"]
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    rows: int = 256
+    cols: int = 256
+    reference_cells: int = 64  # per tile; assumption: 8 cells per level at K = 8
+
+    def __post_init__(self) -> None:
+        if self.rows < 1 or self.cols < 1:
+            raise ValueError('"rows" and "cols" must be >= 1.')
+        if self.reference_cells < 0:
+            raise ValueError('"reference_cells" must be >= 0.')
+        if self.reference_rows >= self.rows:
+            raise ValueError(f'"reference_cells" ({self.reference_cells}) leave no row for weights '
+                             f"in a {self.rows} x {self.cols} tile")
+
+    @property
+    def reference_rows(self) -> int:
+        return math.ceil(self.reference_cells / self.cols)
+
+    @property
+    def weight_rows(self) -> int:
+        return self.rows - self.reference_rows
+
+    @property
+    def devices_per_tile(self) -> int:
+        return 2 * self.rows * self.cols
+
+
+def layer_matrix(weight: np.ndarray) -> np.ndarray:
+    """A layer's crossbar matrix: (out, fan_in)."""
+    return weight.reshape(weight.shape[0], -1)
+
+
+def matrix_to_weight(matrix: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return matrix.reshape(shape)
+
+
+def reference_levels(count: int, levels: int) -> np.ndarray:
+    """Known levels of the reference cells: 1..K repeated (level 0 carries no drift signal)."""
+    return (np.arange(count) % levels + 1).astype(np.int16)
+
+
+@dataclass(frozen=True)
+class LayerPlacement:
+    name: str
+    weight_shape: tuple[int, ...]
+    tiles: tuple[int, ...]
+    device_pos: np.ndarray = field(repr=False)  # (out, fan_in) device index of G+
+    device_neg: np.ndarray = field(repr=False)  # (out, fan_in) device index of G-
+
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        return self.device_pos.shape
+
+
+class ChipMapping:
+    """Placement of all crossbar layers on tiles, plus the reference cells of every tile."""
+
+    def __init__(self, layer_shapes: dict[str, tuple[int, ...]], geometry: TileGeometry, levels: int) -> None:
+        if levels < 1:
+            raise ValueError('"levels" must be >= 1.')
+        self.geometry = geometry
+        self.levels = levels
+        self.layers: dict[str, LayerPlacement] = {}
+        tile = 0
+        g = geometry
+        for name, shape in layer_shapes.items():
+            out, fan_in = shape[0], int(np.prod(shape[1:]))
+            pos = np.empty((out, fan_in), dtype=np.int64)
+            first = tile
+            for in0 in range(0, fan_in, g.weight_rows):
+                for out0 in range(0, out, g.cols):
+                    n_in = min(g.weight_rows, fan_in - in0)
+                    n_out = min(g.cols, out - out0)
+                    rows = np.arange(n_in)[None, :]  # tile row = input line
+                    cols = np.arange(n_out)[:, None]  # tile column = output line
+                    pos[out0:out0 + n_out, in0:in0 + n_in] = (tile * 2 * g.rows + rows) * g.cols + cols
+                    tile += 1
+            neg = pos + g.rows * g.cols  # the G- array of the same tile
+            self.layers[name] = LayerPlacement(name, tuple(shape), tuple(range(first, tile)), pos, neg)
+        self.n_tiles = tile
+        self.n_devices = tile * g.devices_per_tile
+        ref_rows = np.arange(g.weight_rows, g.rows)
+        cells = (ref_rows[:, None] * g.cols + np.arange(g.cols)[None, :]).reshape(-1)[:g.reference_cells]
+        base = np.arange(self.n_tiles)[:, None] * g.devices_per_tile
+        self.reference_pos = (base + cells[None, :])  # (tiles, cells)
+        self.reference_neg = self.reference_pos + g.rows * g.cols
+        self.reference_level = reference_levels(g.reference_cells, levels)
+
+    # --- geometry helpers -------------------------------------------------------------
+    def tile_of_device(self) -> np.ndarray:
+        return np.arange(self.n_devices) // self.geometry.devices_per_tile
+
+    def weight_mask(self) -> np.ndarray:
+        mask = np.zeros(self.n_devices, dtype=bool)
+        for layer in self.layers.values():
+            mask[layer.device_pos.ravel()] = True
+            mask[layer.device_neg.ravel()] = True
+        return mask
+
+    def reference_mask(self) -> np.ndarray:
+        mask = np.zeros(self.n_devices, dtype=bool)
+        mask[self.reference_pos.ravel()] = True
+        mask[self.reference_neg.ravel()] = True
+        return mask
+
+    # --- levels <-> devices -----------------------------------------------------------
+    def device_levels(self, layer_levels: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Target level of every device from each layer's (k_plus, k_minus); unused cells at 0."""
+        out = np.zeros(self.n_devices, dtype=np.int16)
+        for name, layer in self.layers.items():
+            k_plus, k_minus = layer_levels[name]
+            for levels, index in ((k_plus, layer.device_pos), (k_minus, layer.device_neg)):
+                flat = layer_matrix(np.asarray(levels))
+                if flat.shape != index.shape:
+                    raise ValueError(f"layer {name!r}: levels of shape {np.shape(levels)} do not match "
+                                     f"its weights {layer.weight_shape}")
+                if flat.min(initial=0) < 0 or flat.max(initial=0) > self.levels:
+                    raise ValueError(f"layer {name!r}: levels must lie in 0..{self.levels}")
+                out[index] = flat
+        out[self.reference_pos] = self.reference_level[None, :]
+        out[self.reference_neg] = self.reference_level[None, :]
+        return out
+
+    def layer_levels(self, device_levels: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Inverse of :meth:`device_levels`: each layer's (k_plus, k_minus) in its weight shape."""
+        return {name: (device_levels[layer.device_pos].reshape(layer.weight_shape),
+                       device_levels[layer.device_neg].reshape(layer.weight_shape))
+                for name, layer in self.layers.items()}
+
+    def gather(self, values: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, (G+ matrix, G- matrix) of any per-device tensor, in (out, fan_in) shape."""
+        return {name: (values[torch.from_numpy(layer.device_pos)], values[torch.from_numpy(layer.device_neg)])
+                for name, layer in self.layers.items()}
+
+
+@dataclass(frozen=True)
+class LevelEncoding:
+    """The paper's encoding: per layer steps; w = k+ * step_pos - k- * step_neg."""
+
+    mapping: ChipMapping
+    steps: dict[str, tuple[float, float]]  # layer -> (step_pos, step_neg)
+    g_max_us: float
+
+    def weights(self, conductance: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Effective weights from (read-back) conductances: G * K * step / g_max per device."""
+        unit = self.mapping.levels / self.g_max_us
+        out = {}
+        for name, (g_pos, g_neg) in self.mapping.gather(conductance).items():
+            step_pos, step_neg = self.steps[name]
+            w = g_pos * (unit * step_pos) - g_neg * (unit * step_neg)
+            out[name] = w.reshape(self.mapping.layers[name].weight_shape)
+        return out
+
+
+@dataclass(frozen=True)
+class SinglePairEncoding:
+    """aihwkit's ``SinglePairConductanceConverter``: G+- = clamp(+-w * g_max / max|w|, 0, g_max)."""
+
+    mapping: ChipMapping
+    scale: dict[str, float]  # layer -> uS per weight unit
+    g_max_us: float
+
+    @classmethod
+    def from_weights(cls, mapping: ChipMapping, weights: dict[str, np.ndarray], g_max_us: float
+                     ) -> tuple["SinglePairEncoding", torch.Tensor]:
+        """The encoding and every device's target conductance (references at their levels)."""
+        g_target = torch.zeros(mapping.n_devices, dtype=torch.float32)
+        scale = {}
+        for name, layer in mapping.layers.items():
+            matrix = torch.as_tensor(layer_matrix(np.asarray(weights[name])), dtype=torch.float32)
+            scale[name] = g_max_us / max(matrix.abs().max().item(), 1e-7)
+            g_target[torch.from_numpy(layer.device_pos)] = (matrix * scale[name]).clamp(0, g_max_us)
+            g_target[torch.from_numpy(layer.device_neg)] = (-matrix * scale[name]).clamp(0, g_max_us)
+        ref = torch.from_numpy(mapping.reference_level).float() * (g_max_us / mapping.levels)
+        g_target[torch.from_numpy(mapping.reference_pos)] = ref
+        g_target[torch.from_numpy(mapping.reference_neg)] = ref
+        return cls(mapping, scale, g_max_us), g_target
+
+    def weights(self, conductance: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: ((g_pos - g_neg) / self.scale[name]).reshape(self.mapping.layers[name].weight_shape)
+                for name, (g_pos, g_neg) in self.mapping.gather(conductance).items()}
