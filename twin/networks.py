@@ -6,6 +6,8 @@ weight matrices of Conv2d and Linear layers go onto PCM crossbars.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
@@ -14,20 +16,20 @@ __all__ = ["build_network", "NETWORKS", "crossbar_layers", "count_parameters"]
 
 def digits_cnn() -> nn.Sequential:
     """8x8 digits: 1,446 parameters (conv 80 + conv 876 + linear 490)."""
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(48, 10),
-    )
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(1, 8, 3, padding=1)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
+        ("conv2", nn.Conv2d(8, 12, 3, padding=1)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
+        ("flatten", nn.Flatten()), ("fc", nn.Linear(48, 10)),
+    ]))
 
 
 def paper_mnist_cnn() -> nn.Sequential:
     """The paper's MNIST CNN (2,886 parameters), as in its reference code."""
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(3, stride=3, padding=1),
-        nn.Conv2d(8, 12, 3), nn.ReLU(), nn.MaxPool2d(2, stride=2, padding=1),
-        nn.Flatten(), nn.Linear(192, 10), nn.LogSoftmax(dim=1),
-    )
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(1, 8, 3)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(3, stride=3, padding=1)),
+        ("conv2", nn.Conv2d(8, 12, 3)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2, stride=2, padding=1)),
+        ("flatten", nn.Flatten()), ("fc", nn.Linear(192, 10)), ("log_softmax", nn.LogSoftmax(dim=1)),
+    ]))
 
 
 NETWORKS = {"digits_cnn": (digits_cnn, 8), "paper_mnist_cnn": (paper_mnist_cnn, 28)}

@@ -31,7 +31,7 @@ from twin.networks import build_network, crossbar_layers
 __all__ = ["TrainingConfig", "HWAConfig", "TrainedModel", "train", "evaluate_digital",
            "default_cache_dir"]
 
-TRAINING_CODE_VERSION = "1"  # bump when the training procedure changes: invalidates the cache
+TRAINING_CODE_VERSION = "2"  # bump when the training procedure changes: invalidates the cache
 
 
 @dataclass(frozen=True)
