@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from twin.data import Dataset
 from twin.networks import build_network, crossbar_layers
 
-__all__ = ["TrainingConfig", "HWAConfig", "TrainedModel", "train", "evaluate_digital",
+__all__ = ["TrainingConfig", "HWAConfig", "default_training", "TrainedModel", "train", "evaluate_digital",
            "default_cache_dir"]
 
 TRAINING_CODE_VERSION = "2"  # bump when the training procedure changes: invalidates the cache
@@ -70,6 +70,14 @@ class TrainingConfig:
             raise ValueError('"small_weight_eps" and "small_weight_penalty" must be >= 0.')
         if self.small_weight_eps >= self.weight_bound:
             raise ValueError('"small_weight_eps" must be smaller than "weight_bound".')
+
+
+def default_training(network: str, seed: int = 0, hwa: HWAConfig | None = None) -> TrainingConfig:
+    """Per-network defaults: the paper's recipe for its MNIST CNN, a longer one for 8x8 digits."""
+    if network == "paper_mnist_cnn":  # batch 64, SGD lr 0.1, StepLR(10, 0.3), 20 epochs (paper.md)
+        return TrainingConfig(network=network, epochs=20, batch_size=64, lr=0.1, momentum=0.0,
+                              lr_step_epochs=10, lr_gamma=0.3, seed=seed, hwa=hwa)
+    return TrainingConfig(network=network, seed=seed, hwa=hwa)
 
 
 @dataclass

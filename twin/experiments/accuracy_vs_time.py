@@ -23,7 +23,7 @@ from twin.atomic import OutputExistsError, atomic_write_bytes, atomic_write_text
 from twin.data import DatasetError, load_dataset
 from twin.deploy import deploy_levels, deploy_single_pair, quantize_network, quantized_model
 from twin.mapping import TileGeometry
-from twin.training import HWAConfig, TrainingConfig, evaluate_digital, train
+from twin.training import HWAConfig, default_training, evaluate_digital, train
 from twin.units import DAY, MONTH, SECOND, HOUR, YEAR, format_duration
 
 TIMES_NS = [SECOND, HOUR, DAY, MONTH, YEAR, 10 * YEAR]
@@ -34,9 +34,9 @@ def run(repeats: int, seed: int, periphery: PeripheryConfig, dataset: str, data_
         network: str) -> dict:
     t_start = time.perf_counter()
     data = load_dataset(dataset, data_path, seed=seed)
-    base = TrainingConfig(network=network, seed=seed)
+    base = default_training(network, seed)
     plain = train(data, base)
-    hwa = train(data, TrainingConfig(network=network, seed=seed, hwa=HWAConfig()))
+    hwa = train(data, default_training(network, seed, hwa=HWAConfig()))
     geometry = TileGeometry()
     quant = quantize_network(plain.model, seed=seed)
     quant_hwa = quantize_network(hwa.model, seed=seed)
