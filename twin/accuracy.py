@@ -24,7 +24,7 @@ from twin.mapping import ChipMapping
 from twin.pcm import DeviceArray
 
 __all__ = ["PeripheryConfig", "Deployment", "analog_forward", "AccuracyPoint", "accuracy_over_time",
-           "gdc_scale"]
+           "gdc_scale", "readback_weights", "accuracy_of", "read_used"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,10 @@ def analog_forward(model: nn.Sequential, weights: dict[str, torch.Tensor], x: to
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Run ``model`` with its crossbar weights replaced by ``weights`` (biases stay digital)."""
     for name, module in model.named_children():
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, nn.Conv2d) and not periphery.enabled:
+            # Exact digital MVM: the conv itself is the same arithmetic as the unfolded matrix product.
+            x = F.conv2d(x, weights[name], module.bias, module.stride, module.padding)
+        elif isinstance(module, nn.Conv2d):
             w = weights[name]
             n, _, h, wd = x.shape
             cols = F.unfold(x, module.kernel_size, padding=module.padding, stride=module.stride)
@@ -137,6 +140,30 @@ class AccuracyPoint:
 Mode = Literal["drift", "reprogram"]
 
 
+def readback_weights(deployment: Deployment, g_read: torch.Tensor, gdc: bool) -> dict[str, torch.Tensor]:
+    """Effective weights from read-back conductances (all devices), optionally with GDC."""
+    if gdc:
+        g_read = g_read * gdc_scale(deployment.mapping, g_read, deployment.g_target)
+    return deployment.encoding.weights(g_read)
+
+
+@torch.no_grad()
+def accuracy_of(deployment: Deployment, weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                periphery: PeripheryConfig, generator: torch.Generator) -> float:
+    logits = analog_forward(deployment.model, weights, x, periphery, deployment.w_max, generator)
+    return (logits.argmax(dim=1) == y).float().mean().item()
+
+
+@torch.no_grad()
+def read_used(deployment: Deployment, now_ns: int, generator: torch.Generator,
+              used: torch.Tensor | None = None) -> torch.Tensor:
+    """One read of every weight and reference device at ``now_ns``; other devices read as 0."""
+    used = deployment.used_devices() if used is None else used
+    g = torch.zeros(deployment.devices.size, dtype=torch.float32)
+    g[used] = deployment.devices.read(now_ns, generator, index=used)
+    return g
+
+
 @torch.no_grad()
 def accuracy_over_time(deployment: Deployment, x: torch.Tensor, y: torch.Tensor, times_ns: list[int],
                        repeats: int = 10, seed: int = 0, gdc: bool = False, mode: Mode = "drift",
@@ -156,13 +183,8 @@ def accuracy_over_time(deployment: Deployment, x: torch.Tensor, y: torch.Tensor,
         for i, t_ns in enumerate(times_ns):
             if mode == "reprogram":
                 devices.program(t_ns, generator, index=used, g_target=deployment.g_target[used])
-            g = torch.zeros(devices.size, dtype=torch.float32)
-            g[used] = devices.read(t_ns, generator, index=used)
-            if gdc:
-                g = g * gdc_scale(deployment.mapping, g, deployment.g_target)
-            weights = deployment.encoding.weights(g)
-            logits = analog_forward(deployment.model, weights, x, periphery, deployment.w_max, generator)
-            samples[i].append((logits.argmax(dim=1) == y).float().mean().item())
+            weights = readback_weights(deployment, read_used(deployment, t_ns, generator, used), gdc)
+            samples[i].append(accuracy_of(deployment, weights, x, y, periphery, generator))
     return [AccuracyPoint(t, float(np.mean(s)), float(np.std(s, ddof=1)) if len(s) > 1 else 0.0, tuple(s))
             for t, s in zip(times_ns, samples)]
 

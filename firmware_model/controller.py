@@ -1,0 +1,152 @@
+"""The controller firmware's state machine: IDLE -> PROBE -> DECODE -> CORRECT -> VERIFY.
+
+Pure logic: the chip calls :meth:`Controller.step` with the current time and the last
+observation, and gets the next command. The controller decides from probe readings and its
+own configuration only (docs/controller.md has the transition table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from firmware_model.decoder import DecodeResult, make_decoder
+from firmware_model.interface import (Command, FirmwareConfig, Halt, Observation, Probe, ProbeReading,
+                                      Program, ProgramReport, Wait)
+from firmware_model.policies import Policy
+
+__all__ = ["State", "Controller", "Transition"]
+
+
+class State(str, Enum):
+    IDLE = "IDLE"
+    PROBE = "PROBE"
+    DECODE = "DECODE"
+    CORRECT = "CORRECT"
+    VERIFY = "VERIFY"
+    FAULT = "FAULT"
+
+
+@dataclass(frozen=True)
+class Transition:
+    t_ns: int
+    state: State
+    tile: int | None
+
+
+@dataclass
+class TileDecision:
+    """What the controller concluded about one tile in one campaign (for the chip's records)."""
+
+    tile: int
+    decoded: DecodeResult
+    corrected: bool
+    devices: np.ndarray  # local devices sent to program-and-verify
+    levels: np.ndarray  # the levels they were sent to
+
+
+@dataclass
+class Controller:
+    config: FirmwareConfig
+    policy: Policy
+    decoder_name: str = "drift_aware"
+    correction_tolerance: float = 0.25  # fraction of the level spacing
+    max_retries: int = 1
+    state: State = State.IDLE
+    trace: list[Transition] = field(default_factory=list)
+    faulty: dict[int, set[int]] = field(default_factory=dict)  # tile -> local devices given up on
+    decisions: list[TileDecision] = field(default_factory=list)  # drained by the chip
+    campaigns: int = 0  # campaigns started so far
+    _queue: list[int] = field(default_factory=list)
+    _tile: int | None = None
+    _retries: int = 0
+    _pending: TileDecision | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.correction_tolerance <= 0.5:
+            raise ValueError('"correction_tolerance" must be in (0, 0.5].')
+        self.decoder = make_decoder(self.decoder_name)
+
+    # ------------------------------------------------------------------------------------
+    def _enter(self, now_ns: int, state: State) -> None:
+        self.state = state
+        self.trace.append(Transition(now_ns, state, self._tile))
+
+    def steps_since(self, index: int) -> int:
+        """Number of state transitions after ``index`` (the chip charges each as a controller step)."""
+        return len(self.trace) - index
+
+    def step(self, now_ns: int, observation: Observation) -> Command:
+        if self.state == State.IDLE:
+            return self._idle(now_ns)
+        if self.state == State.PROBE:
+            if not isinstance(observation, ProbeReading):
+                raise RuntimeError("PROBE expects a probe reading")
+            return self._decode(now_ns, observation)
+        if self.state == State.CORRECT:
+            if not isinstance(observation, ProgramReport):
+                raise RuntimeError("CORRECT expects a program report")
+            return self._verify(now_ns, observation)
+        raise RuntimeError(f"controller stepped in state {self.state}")
+
+    def _idle(self, now_ns: int) -> Command:
+        start = self.policy.next_campaign(now_ns)
+        if start is None:
+            return Halt("policy schedules no further campaign")
+        if start > now_ns:
+            return Wait(start)
+        self._queue = list(self.policy.tiles(now_ns, len(self.config.tiles)))
+        if not self._queue:
+            return Halt("policy started a campaign with no tiles")
+        self.campaigns += 1
+        return self._next_tile(now_ns)
+
+    def _next_tile(self, now_ns: int) -> Command:
+        if not self._queue:
+            self._tile = None
+            self.policy.campaign_finished(now_ns)
+            self._enter(now_ns, State.IDLE)
+            return self._idle(now_ns)
+        self._tile = self._queue.pop(0)
+        self._retries = 0
+        self._enter(now_ns, State.PROBE)
+        return Probe(self._tile)
+
+    def _decode(self, now_ns: int, reading: ProbeReading) -> Command:
+        self._enter(now_ns, State.DECODE)
+        layout = self.config.tiles[reading.tile]
+        decoded = self.decoder.decode(reading, layout, self.config)
+        levels = decoded.levels.astype(np.int16).copy()
+        # Reference cells hold known levels: restore them to those, whatever they decode to.
+        n_cells = layout.rows * layout.cols
+        for sign in (0, 1):
+            levels[sign * n_cells + layout.reference_cells] = layout.reference_levels
+        devices = np.zeros(0, dtype=np.int64)
+        corrected = self.policy.should_correct(reading.tile, decoded)
+        if corrected:
+            off = np.abs(reading.devices() - self.config.nominal_conductance(levels))
+            needs = decoded.used & (off > self.correction_tolerance * self.config.level_spacing_us)
+            for device in self.faulty.get(reading.tile, ()):
+                needs[device] = False
+            devices = np.flatnonzero(needs)
+        self._pending = TileDecision(reading.tile, decoded, corrected, devices, levels[devices])
+        self.decisions.append(self._pending)
+        if devices.size == 0:
+            return self._next_tile(now_ns)
+        self._enter(now_ns, State.CORRECT)
+        return Program(reading.tile, devices, levels[devices])
+
+    def _verify(self, now_ns: int, report: ProgramReport) -> Command:
+        self._enter(now_ns, State.VERIFY)
+        failed = report.devices[~report.converged]
+        if failed.size and self._retries < self.max_retries:
+            self._retries += 1
+            target = dict(zip(self._pending.devices.tolist(), self._pending.levels.tolist()))
+            self._enter(now_ns, State.CORRECT)
+            return Program(report.tile, failed, np.array([target[d] for d in failed.tolist()], dtype=np.int16))
+        if failed.size:
+            self._enter(now_ns, State.FAULT)
+            self.faulty.setdefault(report.tile, set()).update(failed.tolist())
+        return self._next_tile(now_ns)

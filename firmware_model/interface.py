@@ -1,0 +1,117 @@
+"""The narrow interface between the controller firmware and the chip.
+
+The firmware sees only what is defined here: its own stored configuration
+(:class:`FirmwareConfig`: level count, g_max, which cells of each tile hold weights, where the
+reference cells are and which levels they were programmed to) and the observations the
+hardware returns (:class:`ProbeReading`, :class:`ProgramReport`). It never sees the simulator's
+true levels, the original weights or the device state. It answers with commands
+(:class:`Wait`, :class:`Probe`, :class:`Program`, :class:`OffchipRead`, :class:`Halt`).
+
+Device addressing inside a tile: ``local = sign * rows * cols + row * cols + col`` with
+sign 0 for the G+ array and 1 for the G- array, the same order as the chip's global numbering.
+This module imports neither simpy nor twin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["TileLayout", "FirmwareConfig", "ProbeReading", "ProgramReport",
+           "Wait", "Probe", "Program", "OffchipRead", "Halt", "Command", "Observation"]
+
+
+@dataclass(frozen=True, eq=False)
+class TileLayout:
+    """What the firmware stores about one tile (configuration, not weight values)."""
+
+    tile: int
+    rows: int
+    cols: int
+    weight_cells: np.ndarray  # bool (rows, cols): True where a unit cell holds a weight
+    reference_cells: np.ndarray  # int (n_ref,): flat cell index row * cols + col
+    reference_levels: np.ndarray  # int (n_ref,): the known level of both devices of each reference cell
+
+    @property
+    def devices(self) -> int:
+        return 2 * self.rows * self.cols
+
+
+@dataclass(frozen=True, eq=False)
+class FirmwareConfig:
+    levels: int  # K: device levels are k * g_max / K, k = 0..K
+    g_max_us: float
+    tiles: tuple[TileLayout, ...]
+
+    @property
+    def level_spacing_us(self) -> float:
+        return self.g_max_us / self.levels
+
+    def nominal_conductance(self, level: np.ndarray) -> np.ndarray:
+        return np.asarray(level, dtype=np.float64) * self.level_spacing_us
+
+
+# --- observations ---------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ProbeReading:
+    """An identity probe of one tile: every device's read-back conductance (uS)."""
+
+    tile: int
+    t_ns: int
+    g_pos: np.ndarray  # (rows, cols) float
+    g_neg: np.ndarray  # (rows, cols) float
+
+    def devices(self) -> np.ndarray:
+        """All readings in local device order (G+ array, then G- array), flat."""
+        return np.concatenate([self.g_pos.ravel(), self.g_neg.ravel()])
+
+
+@dataclass(frozen=True, eq=False)
+class ProgramReport:
+    """What the pulse generator reports after program-and-verify of a set of devices."""
+
+    tile: int
+    t_ns: int
+    devices: np.ndarray  # local device indices that were programmed
+    converged: np.ndarray  # bool per device: within tolerance when the loop stopped
+    final_read_us: np.ndarray  # the last verify reading of each device
+    pulses: int
+
+
+Observation = ProbeReading | ProgramReport | None
+
+
+# --- commands ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Wait:
+    until_ns: int
+
+
+@dataclass(frozen=True)
+class Probe:
+    tile: int
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """Program-and-verify ``devices`` (local indices) of ``tile`` to ``levels``."""
+
+    tile: int
+    devices: np.ndarray
+    levels: np.ndarray
+
+
+@dataclass(frozen=True)
+class OffchipRead:
+    """Fetch ``n_bytes`` of weights from an off-chip copy (only for policies that declare it)."""
+
+    n_bytes: int
+
+
+@dataclass(frozen=True)
+class Halt:
+    reason: str = field(default="deployment over")
+
+
+Command = Wait | Probe | Program | OffchipRead | Halt

@@ -1,0 +1,72 @@
+"""The command line: exit codes, messages, overrides and output safety."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from twin.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT / "scenarios" / "default.yaml"
+
+
+def test_validate_default_succeeds(capsys):
+    assert main(["validate", str(DEFAULT)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, field", [
+    ("chip:\n  rowz: 3\n", "chip.rowz"),
+    ("chip:\n  rows: -1\n", "chip.rows"),
+    ("policy:\n  name: periodic\n  interval: 3\n", "policy.interval"),
+    ("policy:\n  name: sometimes\n", "policy"),
+    ("duration: forever\n", "duration"),
+])
+def test_invalid_scenarios_exit_2_naming_the_field(tmp_path, capsys, text, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert field in err and "Traceback" not in err
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nchip:\n  rows: [1, 2\n")
+    assert main(["validate", str(path)]) == 2
+    assert "line" in capsys.readouterr().err
+
+
+def test_missing_scenario_file_exits_2(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_paper_mnist_without_data_explains_how_to_point_at_it(capsys):
+    assert main(["validate", str(ROOT / "scenarios" / "paper_mnist.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "network.data_path" in err and "--set network.data_path" in err
+
+
+def test_set_overrides_are_validated_like_the_file(capsys):
+    assert main(["validate", str(DEFAULT), "--set", "chip.levels=4", "--set", "policy.interval=12 h"]) == 0
+    out = capsys.readouterr().out
+    assert "K = 4" in out and "12 h" in out
+    assert main(["validate", str(DEFAULT), "--set", "chip.levels=zero"]) == 2
+    assert "chip.levels" in capsys.readouterr().err
+
+
+def test_existing_output_folder_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "summary.json").write_text("{}")
+    assert main(["run", str(DEFAULT), "--out", str(tmp_path)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert json.loads((tmp_path / "summary.json").read_text()) == {}
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "twin.cli", "validate", str(DEFAULT)], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr

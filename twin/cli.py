@@ -1,0 +1,125 @@
+"""``twin``: run and validate scenarios.
+
+Exit codes: 0 success; 2 invalid input (the message names the field; no traceback);
+1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+__all__ = ["main"]
+
+INVALID_INPUT = 2
+INTERNAL_ERROR = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twin", description="pcm-twin: digital twin of a self-correcting PCM chip")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="simulate a scenario over its deployment")
+    run.add_argument("scenario", type=Path)
+    run.add_argument("--out", type=Path, help="output folder (default runs/<name>/<UTC timestamp>/)")
+    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                     help="override a scenario value (YAML scalar), e.g. --set policy.interval='12 h'")
+    run.add_argument("--force", action="store_true", help="overwrite results already in --out")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    validate = sub.add_parser("validate", help="check a scenario and its referenced files; run nothing")
+    validate.add_argument("scenario", type=Path)
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    return parser
+
+
+def _load(args):
+    from twin.scenario import load_scenario
+    overrides = list(args.overrides)
+    if getattr(args, "seed", None) is not None:
+        overrides.append(f"seed={args.seed}")
+    return load_scenario(args.scenario, overrides)
+
+
+def _validate(args) -> int:
+    from twin.scenario import explain
+    scenario = _load(args)
+    print(explain(scenario))
+    print("valid")
+    return 0
+
+
+def _progress(total_ns: int, quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    progress = Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>5.1f}% of deployment"),
+                        TimeElapsedColumn(), transient=True)
+    task = progress.add_task("run", total=total_ns)
+    return progress, (lambda now_ns: progress.update(task, completed=now_ns))
+
+
+def summary_table(summary: dict) -> str:
+    acc = summary["accuracy"]
+    energy = summary["energy_j"]
+    lines = [
+        f"scenario      {summary['scenario']['name']} (seed {summary['seed']}, policy {summary['policy']['name']})",
+        f"accuracy      start {100 * acc[0]['accuracy']:.1f}%  min {100 * min(a['accuracy'] for a in acc):.1f}%  "
+        f"end {100 * acc[-1]['accuracy']:.1f}%  (digital {100 * summary['digital_accuracy']:.1f}%)",
+        f"campaigns     {summary['campaigns']}   pulses {summary['pulses']['total']:,} "
+        f"(partial-SET {summary['pulses']['partial_set']:,}, RESET {summary['pulses']['reset']:,})",
+        f"decode errors {summary['decode_errors']:,}",
+        f"energy        total {energy['total']:.4g} J  (maintenance pulses+reads "
+        f"{energy['partial_set'] + energy['reset'] + energy['probe_read'] + energy['verify_read']:.4g} J, "
+        f"initial programming {energy['initial_programming']:.4g} J, static {energy['static']:.4g} J)",
+        f"availability  {100 * summary['availability']:.6f}%  (longest outage {summary['longest_unavailability_s']:.3g} s)",
+        f"simulation    {summary['events']:,} events in {summary['wall_s']:.1f} s",
+    ]
+    return "\n".join(lines)
+
+
+def _run(args) -> int:
+    from twin.simulate import simulate, write_outputs
+    from twin.atomic import prepare_output_dir
+    scenario = _load(args)
+    out = args.out or Path("runs") / scenario.name / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    from twin.simulate import OUTPUT_FILES
+    prepare_output_dir(out, OUTPUT_FILES, args.force)  # fail before a long run, not after
+    progress, callback = _progress(scenario.duration, args.quiet or not scenario.outputs.progress)
+    if progress is not None:
+        with progress:
+            result = simulate(scenario, callback)
+    else:
+        result = simulate(scenario, callback)
+    write_outputs(result, scenario, out, force=True, per_device_pulses=scenario.outputs.per_device_pulses)
+    print(summary_table(result.summary))
+    print(f"results: {out}/")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from twin.atomic import OutputExistsError
+    from twin.data import DatasetError
+    from twin.scenario import ScenarioError
+    from twin.simulate import ScenarioBuildError
+    try:
+        return {"run": _run, "validate": _validate}[args.command](args)
+    except (ScenarioError, DatasetError, ScenarioBuildError, OutputExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return INVALID_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so plainly
+        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return INTERNAL_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The identity-probe scheduler: reads a tile back by driving one input row at a time.
+
+The periphery senses the G+ and G- arrays separately, so a full probe is ``2 x rows`` row
+reads, each of ``cols`` devices, each read charged. The readings are drifted, noisy
+conductances at the time of the read (docs/chip.md: read noise and repeated reads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import numpy as np
+import simpy
+import torch
+
+from firmware_model.interface import ProbeReading
+from twin.ledger import Ledger
+from twin.pcm import DeviceArray
+from twin.tile import CrossbarTile
+
+__all__ = ["IdentityProbe"]
+
+
+class IdentityProbe:
+    def __init__(self, env: simpy.Environment, devices: DeviceArray, ledger: Ledger,
+                 generator: torch.Generator) -> None:
+        self.env = env
+        self.devices = devices
+        self.ledger = ledger
+        self.generator = generator  # its own stream: probing never shifts other draws
+
+    def probe(self, tile: CrossbarTile, programmed: torch.Tensor | None = None
+              ) -> Generator[simpy.Event, None, ProbeReading]:
+        """Hold the tile for 2 x rows row reads, then return what the periphery sensed.
+
+        ``programmed`` (local indices) lists the devices ever programmed; the others hold no
+        conductance and read exactly 0, so only the former are drawn (a speed-up, not an
+        approximation). Every row read is still charged.
+        """
+        with tile.port.request() as request:
+            yield request
+            start = self.env.now
+            duration = self.ledger.charge_probe(2 * tile.rows, 2 * tile.rows * tile.cols)
+            yield self.env.timeout(duration)
+            tile.mark_busy(start, self.env.now)
+        g = np.zeros(tile.devices_per_tile, dtype=np.float64)
+        local = torch.arange(tile.devices_per_tile) if programmed is None else programmed
+        g[local.numpy()] = self.devices.read(self.env.now, self.generator, index=tile.global_index(local)).numpy()
+        half = tile.rows * tile.cols
+        return ProbeReading(tile.index, self.env.now, g[:half].reshape(tile.rows, tile.cols),
+                            g[half:].reshape(tile.rows, tile.cols))

@@ -1,0 +1,233 @@
+"""Program-and-verify (P&V) physics of the on-chip pulse generator, vectorised over devices.
+
+One :class:`ProgramVerifySession` programs a set of devices towards target conductances.
+Each :meth:`ProgramVerifySession.step` is one round: every still-active device gets one
+pulse chosen from its last verify read (RESET when it read above the band, partial-SET when
+below), then the pulsed devices are read once and those inside the band stop. The session
+does no timing: a SimPy process elsewhere calls ``step()`` once per round and turns the
+returned :class:`RoundOutcome` (pulse and read counts) into a delay.
+
+The pulse model is not published (docs/program-verify.md): a partial-SET adds
+max(N(mean, std), 0) uS, a RESET puts the device at max(N(mean, std), 0) uS. Its defaults
+were calibrated so that the final spread from the RESET state reproduces aihwkit's
+programming-noise fit sigma_prog(gT), the spread IBM measured after *their* iterative
+P&V. The verify read uses the model's read noise of a freshly programmed device.
+
+Drift during a session is neglected: a round takes microseconds, drift's reference time
+t0 is 20 s. Both pulse spreads are multiplied by ``PCMParameters.prog_noise_scale``, the
+model's programming-noise knob, so that ``prog_noise_scale = 0`` makes pulses exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from twin.pcm import DeviceArray
+
+__all__ = ["PulseParameters", "RoundOutcome", "SessionResult", "ProgramVerifySession"]
+
+
+@dataclass(frozen=True)
+class PulseParameters:
+    """Pulse and verify parameters, conductances in uS.
+
+    Defaults: calibrated by Monte-Carlo grid scans of this module (K = 8 and K = 16 levels,
+    g_max = 25 uS, aihwkit read noise at age 0, up to 40,000 devices per level, 3 seeds)
+    so that the std of (true final G - target) after P&V from RESET matches aihwkit's
+    sigma_prog(gT): within 9.2 % at k = 1, 2, 4, 8 of K = 8 (worst k = 4: 0.908; the settings
+    that fit these four levels more tightly, to ~6 %, do so with a band of 0.7 uS that
+    overshoots sigma_prog by 30 % at g_max/16); see docs/program-verify.md. The pulse step
+    itself is an assumption: no published value.
+    """
+
+    partial_set_step_mean_us: float = 3.0  # calibrated (assumption: no published value)
+    partial_set_step_std_us: float = 1.2  # calibrated
+    reset_g_mean_us: float = 0.0
+    reset_g_std_us: float = 0.26348  # aihwkit's sigma_prog at G = 0
+    tolerance_abs_us: float = 0.4  # calibrated
+    tolerance_rel: float = 0.045  # calibrated
+    max_iterations: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.partial_set_step_mean_us > 0:
+            raise ValueError('"partial_set_step_mean_us" must be > 0.')
+        for name in ("partial_set_step_std_us", "reset_g_mean_us", "reset_g_std_us",
+                     "tolerance_abs_us", "tolerance_rel"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f'"{name}" must be >= 0.')
+        if self.tolerance_abs_us == 0 and self.tolerance_rel == 0:
+            raise ValueError('"tolerance_abs_us" and "tolerance_rel" cannot both be 0.')
+        if not (isinstance(self.max_iterations, int) and self.max_iterations >= 1):
+            raise ValueError('"max_iterations" must be an integer >= 1.')
+
+    def band(self, g_target: torch.Tensor) -> torch.Tensor:
+        """Half-width of the verify band around each target (uS)."""
+        return self.tolerance_abs_us + self.tolerance_rel * g_target
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """What one round did, for the caller's timing and energy accounting."""
+
+    partial_set: int  # partial-SET pulses applied
+    reset: int  # RESET pulses applied
+    verify_devices: int  # devices read (round 1 without from_reset includes the initial read of all)
+    verify_rows: int  # (tile, sign, row) lines driven by those reads, one pass per line
+    active_after: int  # devices still being programmed
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """Final per-device state of a session (tensors aligned with the session's index)."""
+
+    converged: torch.Tensor
+    pulses_per_device: torch.Tensor
+    last_read: torch.Tensor  # NaN where a device was never read (level 0 RESET from reset)
+    partial_set: int
+    reset: int
+    rounds: int
+
+
+class ProgramVerifySession:
+    """Program-and-verify of ``devices[index]`` towards ``g_target``.
+
+    Convention for the first round: with ``from_reset`` every device gets a RESET (initial
+    programming starts from the low state) and is then verified; without it the first
+    round starts with a verify read of *all* devices at their drifted state, so devices
+    already inside the band are never pulsed, and only then pulses the others. Either way
+    the session is not ``done`` before its first ``step``. A target of 0 needs no verify:
+    one RESET puts the device at its lowest state, so it stops right after it.
+    """
+
+    def __init__(self, devices: DeviceArray, index: torch.Tensor, g_target: torch.Tensor,
+                 params: PulseParameters, generator: torch.Generator, rows: int, cols: int,
+                 now_ns: int, from_reset: bool) -> None:
+        if index.dim() != 1 or g_target.shape != index.shape:
+            raise ValueError("index and g_target must be flat tensors of the same length")
+        if rows < 1 or cols < 1:
+            raise ValueError('"rows" and "cols" must be >= 1.')
+        if bool((g_target < 0).any()):
+            raise ValueError("g_target must be >= 0")
+        if torch.unique(index).numel() != index.numel():
+            raise ValueError("index must not repeat a device")
+        self.devices = devices
+        self.index = index.to(torch.long)
+        self.g_target = g_target.to(torch.float32)
+        self.params = params
+        self.generator = generator
+        self.rows, self.cols = rows, cols
+        self.from_reset = from_reset
+        self.start_ns = int(now_ns)
+        n = self.index.numel()
+        dev = self.g_target.device
+        # Line id = (tile*2 + sign)*rows + row: one verify pass drives one such line.
+        self._line = torch.div(self.index, cols, rounding_mode="floor")
+        self._band = params.band(self.g_target)
+        # True conductance the pulses act on; the firmware only ever sees last_read.
+        self.g_true = (torch.zeros(n, dtype=torch.float32, device=dev) if from_reset
+                       else devices.expected_conductance(now_ns, self.index).to(torch.float32))
+        self.last_read = torch.full((n,), float("nan"), dtype=torch.float32, device=dev)
+        self.pulses_per_device = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.converged = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.active = torch.ones(n, dtype=torch.bool, device=dev)
+        self._n_active = n
+        self.partial_set_total = 0
+        self.reset_total = 0
+        self.rounds = 0
+        self._finished = False
+
+    @property
+    def done(self) -> bool:
+        return self.rounds > 0 and self._n_active == 0
+
+    def _rows(self, idx: torch.Tensor) -> int:
+        return int(torch.unique(self._line[idx]).numel()) if idx.numel() else 0
+
+    def _prog_noise(self, n: int) -> torch.Tensor:
+        noise = torch.randn(n, generator=self.generator, dtype=torch.float32, device=self.g_true.device)
+        return noise * self.devices.statistics.params.prog_noise_scale
+
+    def _retire(self, idx: torch.Tensor, converged: bool) -> None:
+        self.active[idx] = False
+        if converged:
+            self.converged[idx] = True
+        self._n_active -= int(idx.numel())
+
+    def step(self, now_ns: int) -> RoundOutcome:
+        """One round: pulse the active devices, verify the pulsed ones, retire the finished."""
+        if self._finished:
+            raise RuntimeError("session already finished")
+        if self.done:
+            raise RuntimeError("session is done; call finish()")
+        p = self.params
+        verify_devices = verify_rows = 0
+        if self.rounds == 0 and not self.from_reset:
+            # Initial read of every device at its real (drifted, aged) state and read noise.
+            self.last_read = self.devices.read(now_ns, self.generator, self.index).to(torch.float32)
+            verify_devices, verify_rows = self.index.numel(), self._rows(torch.arange(self.index.numel()))
+            in_band = (self.last_read - self.g_target).abs() <= self._band
+            # Level 0: anything reading at or below the band is as low as a RESET would put it.
+            low_enough = (self.g_target == 0) & (self.last_read <= self._band)
+            self._retire(torch.nonzero(in_band | low_enough).squeeze(1), converged=True)
+
+        # Work on the compact list of active devices: late rounds touch only a few.
+        act = torch.nonzero(self.active).squeeze(1)
+        target, band = self.g_target[act], self._band[act]
+        if self.rounds == 0 and self.from_reset:
+            is_reset = torch.ones_like(act, dtype=torch.bool)
+        else:
+            is_reset = (self.last_read[act] > target + band) | (target == 0)
+        reset_idx, set_idx = act[is_reset], act[~is_reset]
+        n_reset, n_set = int(reset_idx.numel()), int(set_idx.numel())
+        # RESET lands at max(N(mean, std), 0), whatever the device held; partial-SET adds a step.
+        r = self._prog_noise(n_reset)
+        self.g_true[reset_idx] = (p.reset_g_mean_us + p.reset_g_std_us * r).clamp(min=0.0)
+        s = self._prog_noise(n_set)
+        self.g_true[set_idx] += (p.partial_set_step_mean_us + p.partial_set_step_std_us * s).clamp(min=0.0)
+        self.pulses_per_device[act] += 1
+        self.partial_set_total += n_set
+        self.reset_total += n_reset
+
+        # A RESET is final for level 0; everything else pulsed is read back, with the read
+        # noise of a freshly programmed device (aihwkit's 1/f noise at age 0).
+        self._retire(act[target == 0], converged=True)
+        read_idx = act[target != 0]
+        if read_idx.numel():
+            g = self.g_true[read_idx]
+            zeros = torch.zeros_like(g)
+            reading = self.devices.statistics.read(g, zeros, zeros, self.generator)
+            self.last_read[read_idx] = reading
+            verify_devices += int(read_idx.numel())
+            verify_rows += self._rows(read_idx)
+            hit = (reading - self.g_target[read_idx]).abs() <= self._band[read_idx]
+            self._retire(read_idx[hit], converged=True)
+            # Out of budget: stop, not converged.
+            left = read_idx[~hit]
+            self._retire(left[self.pulses_per_device[left] >= p.max_iterations], converged=False)
+        self.rounds += 1
+        return RoundOutcome(partial_set=n_set, reset=n_reset, verify_devices=verify_devices,
+                            verify_rows=verify_rows, active_after=self._n_active)
+
+    def run(self, now_ns: int) -> SessionResult:
+        """Convenience for tests and studies: step until done at one instant, then finish."""
+        while not self.done:
+            self.step(now_ns)
+        return self.finish(now_ns)
+
+    def finish(self, now_ns: int) -> SessionResult:
+        """Commit pulsed devices to the DeviceArray (new G_prog, new nu, drift age 0)."""
+        if self._finished:
+            raise RuntimeError("session already finished")
+        self._finished = True
+        pulsed = self.pulses_per_device > 0
+        idx = self.index[pulsed]
+        if idx.numel():
+            d = self.devices
+            d.g_prog[idx] = self.g_true[pulsed].to(d.g_prog.dtype)
+            d.nu[idx] = d.statistics.drift_exponents(self.g_target[pulsed], self.generator).to(d.nu.dtype)
+            d.t_prog_ns[idx] = int(now_ns)
+        return SessionResult(converged=self.converged.clone(), pulses_per_device=self.pulses_per_device.clone(),
+                             last_read=self.last_read.clone(), partial_set=self.partial_set_total,
+                             reset=self.reset_total, rounds=self.rounds)

@@ -1,0 +1,465 @@
+"""Scenario files: one YAML file describes one experiment of the twin (see docs/scenarios.md).
+
+Every number with a unit is written with its unit ("250 ns", "16.82 pJ", "1 mW") and held as
+int nanoseconds, float joules or float watts (:mod:`twin.quantities`). Every default names its
+published source or says "assumption" (the full table is in docs/scenarios.md). Loading refuses YAML
+anchors and aliases (alias bombs), duplicate keys and unknown keys, and reports every problem as
+``dotted.field.path: message`` in one :class:`ScenarioError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
+                      ValidationError, field_validator, model_validator)
+from pydantic_core import PydanticCustomError
+
+from twin.quantities import (UNITS_REQUIRED, Duration, Energy, Power, duration_label, parse_energy,
+                             parse_power)
+from twin.units import DAY, SECOND, YEAR, parse_duration
+
+__all__ = [
+    "MNIST_FILES", "ScenarioError", "ChipConfig", "DeviceConfig", "PulseGeneratorConfig",
+    "TimingConfig", "EnergyConfig", "NetworkConfig", "NonePolicy", "PeriodicPolicy",
+    "ThresholdPolicy", "Policy", "POLICY_NAMES", "CheckpointsConfig", "EvaluationConfig",
+    "SimulationConfig", "OutputsConfig", "Scenario", "load_scenario", "explain",
+]
+
+MNIST_FILES: tuple[str, ...] = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+"""Same names as ``twin.data.MNIST_FILES`` (not imported from there: twin.data pulls in torch)."""
+
+_MNIST_HINT = (f"point it at a folder holding {', '.join(MNIST_FILES)} (raw or .gz), e.g. "
+               "`twin run scenarios/paper_mnist.yaml --set network.data_path=/path/to/mnist`")
+_PATH_FIELDS = ("network.data_path", "network.checkpoint")
+
+PositiveDuration = Annotated[Duration, Field(gt=0)]
+
+
+class ScenarioError(ValueError):
+    """Everything wrong with a scenario, as (dotted field path, message) pairs."""
+
+    def __init__(self, errors: Sequence[tuple[str, str]]):
+        self.errors: list[tuple[str, str]] = [(str(p), str(m)) for p, m in errors]
+        super().__init__(self.errors)  # args = (errors,): survives pickling
+
+    def __str__(self) -> str:
+        return "\n".join(f"{path}: {message}" for path, message in self.errors)
+
+
+def _field_error(field: str, message: str) -> PydanticCustomError:
+    """An error raised by a model validator that belongs to one of the model's fields."""
+    return PydanticCustomError("scenario_field", "{message}", {"field": field, "message": message})
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceConfig(_Config):
+    """PCM statistics: scales on aihwkit's PCMLikeNoiseModel (all 1.0 = IBM's fitted model)."""
+    prog_noise_scale: float = Field(1.0, ge=0)  # aihwkit PCMLikeNoiseModel default
+    read_noise_scale: float = Field(1.0, ge=0)  # aihwkit PCMLikeNoiseModel default
+    drift_scale: float = Field(1.0, ge=0)  # aihwkit PCMLikeNoiseModel default
+    t0: PositiveDuration = parse_duration("20 s")  # aihwkit; Joshi et al. Nat. Commun. 2020
+    t_read: PositiveDuration = parse_duration("250 ns")  # aihwkit
+
+
+class PulseGeneratorConfig(_Config):
+    """The on-chip pulse generator used by program-and-verify."""
+    channels: int = Field(16, ge=1)  # assumption
+    partial_set_step_mean_us: float = Field(3.0, gt=0)  # assumption, calibrated: docs/program-verify.md
+    partial_set_step_std_us: float = Field(1.2, ge=0)  # assumption, calibrated: docs/program-verify.md
+    reset_g_mean_us: float = Field(0.0, ge=0)  # assumption: RESET lands near G = 0
+    reset_g_std_us: float = Field(0.26348, ge=0)  # aihwkit sigma_prog at G = 0
+    verify_tolerance_abs_us: float = Field(0.4, ge=0)  # assumption, calibrated: docs/program-verify.md
+    verify_tolerance_rel: float = Field(0.045, ge=0)  # assumption, calibrated; band = abs + rel * target
+    max_iterations: int = Field(100, ge=1)  # assumption
+
+
+def _tiles_in(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError(f"must be 'auto' or a positive integer, got {value!r}")
+
+
+class ChipConfig(_Config):
+    """Tile geometry and the multi-level cell."""
+    tiles: Annotated[int | Literal["auto"], BeforeValidator(_tiles_in)] = "auto"  # auto: as many as the network needs
+    rows: int = Field(256, ge=1)  # IBM HERMES core / Le Gallo et al. 2023: 256x256
+    cols: int = Field(256, ge=1)  # IBM HERMES core / Le Gallo et al. 2023: 256x256
+    levels: int = Field(8, ge=1)  # K of arXiv 2310.00337
+    g_max_us: float = Field(25.0, gt=0)  # aihwkit pcm_inference (Nandakumar 2019, Joshi 2020)
+    reference_cells: int = Field(64, ge=0)  # assumption
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    pulse_generator: PulseGeneratorConfig = Field(default_factory=PulseGeneratorConfig)
+
+    @model_validator(mode="after")
+    def _room_for_weights(self) -> ChipConfig:
+        if math.ceil(self.reference_cells / self.cols) >= self.rows:
+            raise _field_error("reference_cells", f"{self.reference_cells} reference cells fill all "
+                               f"{self.rows} rows of {self.cols} columns; leave at least one row for weights")
+        return self
+
+
+class TimingConfig(_Config):
+    read_cycle: PositiveDuration = parse_duration("100 ns")  # assumption (PCM read ~50 ns, J. Nanomaterials 2013)
+    partial_set_pulse: PositiveDuration = parse_duration("150 ns")  # SET pulse, Lee et al. ISCA 2009
+    reset_pulse: PositiveDuration = parse_duration("40 ns")  # Lee et al. ISCA 2009
+    controller_step: PositiveDuration = parse_duration("1 us")  # assumption
+    mvm: PositiveDuration = parse_duration("130 ns")  # assumption
+    offchip_per_byte: Duration = parse_duration("1 ns")  # assumption
+
+
+class EnergyConfig(_Config):
+    read_per_device: Energy = parse_energy("2 pJ")  # Lee et al. ISCA 2009
+    partial_set_pulse: Energy = parse_energy("5 pJ")  # assumption: not published
+    reset_pulse: Energy = parse_energy("16.82 pJ")  # write energy per bit attributed to Lee et al. ISCA 2009
+    mvm: Energy = parse_energy("100 pJ")  # assumption
+    offchip_per_byte: Energy = parse_energy("160 pJ")  # assumption (~20 pJ/bit DRAM)
+    controller_step: Energy = parse_energy("10 pJ")  # assumption
+    static_power: Power = parse_power("1 mW")  # assumption
+
+
+def _absolute(path: str | Path, base: Path) -> Path:
+    """``path`` made absolute against ``base`` (``~`` expanded, ``..`` folded)."""
+    p = Path(path).expanduser()
+    return Path(os.path.normpath(p if p.is_absolute() else base / p))
+
+
+class NetworkConfig(_Config):
+    architecture: Literal["digits_cnn", "paper_mnist_cnn"] = "digits_cnn"  # assumption: the small default
+    dataset: Literal["digits", "mnist"] = "digits"  # scikit-learn's bundled 8x8 digits
+    data_path: Path | None = None  # folder with the four MNIST IDX files (mnist only)
+    checkpoint: Path | None = None  # a torch state_dict file; None = train (cached)
+    hwa: bool = False  # assumption: plain digital training
+    epochs: int | None = Field(None, ge=1)  # None = the network's default (twin.training)
+    sa_iterations: int = Field(1000, ge=1)  # twin.quantize.SASchedule default
+    sa_restarts: int = Field(39, ge=0)  # twin.quantize.SASchedule default
+
+    @field_validator("data_path", "checkpoint")
+    @classmethod
+    def _absolute_path(cls, value: Path | None) -> Path | None:
+        return None if value is None else _absolute(value, Path.cwd())
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NetworkConfig:
+        needs = {"digits_cnn": "digits", "paper_mnist_cnn": "mnist"}[self.architecture]
+        if self.dataset != needs:
+            raise _field_error("architecture", f"{self.architecture} runs on dataset {needs!r}, "
+                               f"not {self.dataset!r}")
+        if self.dataset == "mnist":
+            if self.data_path is None:
+                raise _field_error("data_path", f"dataset mnist needs data_path: {_MNIST_HINT}")
+            if not self.data_path.is_dir():
+                raise _field_error("data_path", f"{self.data_path} does not exist or is not a folder; {_MNIST_HINT}")
+            for name in MNIST_FILES:
+                if not any((self.data_path / f).is_file() for f in (name, name + ".gz")):
+                    raise _field_error("data_path", f"missing {self.data_path / name} (or .gz); {_MNIST_HINT}")
+        elif self.data_path is not None:
+            raise _field_error("data_path", "only used with dataset mnist (digits is bundled with scikit-learn)")
+        if self.checkpoint is not None and not self.checkpoint.is_file():
+            raise _field_error("checkpoint", f"{self.checkpoint} does not exist (expected a torch state_dict file)")
+        return self
+
+
+class _PolicyBase(_Config):
+    name: str
+    gdc: bool = False  # global drift compensation of the MVM output
+    decoder: Literal["drift_aware", "nearest"] = "drift_aware"
+    # fraction of the level spacing g_max/K; a device is corrected beyond it (assumption)
+    correction_tolerance: float = Field(0.25, gt=0, le=0.5)
+    max_retries: int = Field(1, ge=0)  # assumption
+
+
+class NonePolicy(_PolicyBase):
+    """No correction: the chip is programmed once and left to drift."""
+    name: Literal["none"] = "none"
+    gdc: bool = False  # assumption: the uncorrected baseline
+
+
+class PeriodicPolicy(_PolicyBase):
+    """Read back and correct every ``interval``."""
+    name: Literal["periodic"] = "periodic"
+    interval: PositiveDuration = DAY  # assumption
+    gdc: bool = True  # assumption: GDC between corrections (pcm-numbers.md: GDC holds most accuracy)
+    decoder: Literal["drift_aware", "nearest"] = "drift_aware"  # pcm-numbers.md: nearest fails after minutes
+
+
+class ThresholdPolicy(_PolicyBase):
+    """arXiv 2310.00337: check every ``interval``, correct when normalised drift exceeds ``threshold``."""
+    name: Literal["threshold"] = "threshold"
+    interval: PositiveDuration = DAY  # assumption
+    threshold: float = Field(0.05, gt=0)  # arXiv 2310.00337
+    gdc: bool = False  # arXiv 2310.00337 (no GDC)
+    decoder: Literal["drift_aware", "nearest"] = "nearest"  # arXiv 2310.00337 (snap to nearest multiple)
+
+
+Policy = Annotated[Union[NonePolicy, PeriodicPolicy, ThresholdPolicy], Field(discriminator="name")]
+POLICY_NAMES: tuple[str, ...] = ("none", "periodic", "threshold")
+
+
+class CheckpointsConfig(_Config):
+    count: int = Field(40, ge=1)  # assumption
+    spacing: Literal["log", "linear"] = "log"  # assumption: drift is logarithmic in time
+    start: PositiveDuration = SECOND  # assumption; used by log spacing only
+
+
+def _checkpoints_kind(value: Any) -> str:
+    return "list" if isinstance(value, (list, tuple)) else "config"
+
+
+Checkpoints = Annotated[Union[Annotated[CheckpointsConfig, Tag("config")],
+                              Annotated[list[PositiveDuration], Field(min_length=1), Tag("list")]],
+                        Discriminator(_checkpoints_kind)]
+
+
+class EvaluationConfig(_Config):
+    accuracy_samples: int = Field(5, ge=1)  # assumption: read-noise draws per checkpoint
+    periphery: bool = False  # assumption: ideal ADC/DAC periphery
+    test_images: int | None = Field(None, ge=1)  # None = the whole test split
+
+
+class SimulationConfig(_Config):
+    granularity: Literal["campaign", "pulse"] = "campaign"  # assumption: coarse is fast
+
+
+class OutputsConfig(_Config):
+    per_device_pulses: bool = True
+    progress: bool = True
+
+
+class Scenario(_Config):
+    schema_version: Literal[1] = 1
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    duration: PositiveDuration = YEAR  # assumption: one year of deployment
+    chip: ChipConfig = Field(default_factory=ChipConfig)
+    timing: TimingConfig = Field(default_factory=TimingConfig)
+    energy: EnergyConfig = Field(default_factory=EnergyConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    policy: Policy = Field(default_factory=PeriodicPolicy)
+    checkpoints: Checkpoints = Field(default_factory=CheckpointsConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_name_defaults_to_periodic(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("policy"), dict) and "name" not in data["policy"]:
+            data = {**data, "policy": {"name": "periodic", **data["policy"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _checkpoints_within_duration(self) -> Scenario:
+        end = duration_label(self.duration)
+        if isinstance(self.checkpoints, list):
+            late = [duration_label(t) for t in self.checkpoints if t > self.duration]
+            if late:
+                raise _field_error("checkpoints", f"{', '.join(late)} beyond the duration {end}")
+        elif self.checkpoints.spacing == "log" and self.checkpoints.start > self.duration:
+            raise _field_error("checkpoints.start", f"{duration_label(self.checkpoints.start)} "
+                               f"is beyond the duration {end}")
+        return self
+
+    def checkpoint_times_ns(self) -> list[int]:
+        """Sorted unique evaluation times in (0, duration], int nanoseconds."""
+        cp, end = self.checkpoints, self.duration
+        if isinstance(cp, list):
+            times = list(cp)
+        elif cp.count == 1:
+            times = [end]
+        elif cp.spacing == "linear":  # k * duration / count, k = 1..count
+            times = [(end * k + cp.count // 2) // cp.count for k in range(1, cp.count + 1)]
+        else:  # geometric from start to duration
+            ratio = math.log(end / cp.start)
+            times = [round(cp.start * math.exp(ratio * i / (cp.count - 1))) for i in range(cp.count)]
+            times[0], times[-1] = cp.start, end
+        return sorted({t for t in times if 0 < t <= end})
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """JSON-able dict of every field, with canonical unit strings; loads back equal."""
+        return self.model_dump(mode="json")
+
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.resolved_dict(), sort_keys=True).encode()).hexdigest()
+
+    def with_overrides(self, overrides: Sequence[str]) -> Scenario:
+        """A copy with ``key.path=value`` overrides applied and everything re-validated."""
+        return _validate(_apply_overrides(self.resolved_dict(), overrides))
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors, aliases (alias bombs) and duplicate keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "anchors (&) and aliases (*) are not allowed in scenario files", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        context = f" ({exc.context})" if exc.context else ""
+        raise ScenarioError([(where, f"YAML error at {at}{exc.problem}{context}")]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError([(where, f"YAML error: {exc}")]) from None
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to a copy of ``raw``.
+
+    A ``policy.name`` override is applied first, and when it changes the policy the section
+    starts from that policy's defaults. Relative paths given here are relative to the cwd.
+    """
+    raw = copy.deepcopy(raw)
+    parsed = []
+    for text in overrides:
+        key, sep, value_text = text.partition("=")
+        key = key.strip()
+        if not sep or not key or not all(part.strip() for part in key.split(".")):
+            raise ScenarioError([(f"override {text!r}", "malformed: expected key.path=value, e.g. chip.levels=4")])
+        value = _yaml(value_text, f"override {text!r}")
+        if key in _PATH_FIELDS and isinstance(value, str) and value:
+            value = str(_absolute(value, Path.cwd()))
+        parsed.append((key.split("."), value, text))
+    for parts, value, text in sorted(parsed, key=lambda p: p[0] != ["policy", "name"]):
+        if parts == ["policy", "name"] and isinstance(raw.get("policy"), dict) \
+                and raw["policy"].get("name", "periodic") != value:
+            raw["policy"] = {}
+        node = raw
+        for depth, part in enumerate(parts[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            if not isinstance(node[part], dict):
+                where = ".".join(parts[:depth + 1])
+                raise ScenarioError([(f"override {text!r}", f"{where} is not a mapping")])
+            node = node[part]
+        node[parts[-1]] = value
+    return raw
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _is_union(annotation: Any) -> bool:
+    """A union pydantic tags in loc (not ``X | None``, which it validates without a tag)."""
+    return get_origin(annotation) in (Union, UnionType) and \
+        len([a for a in get_args(annotation) if a is not type(None)]) > 1
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> list[str]:
+    """Pydantic's loc without the union/discriminator tags it inserts ('periodic', 'config')."""
+    models: list[type[BaseModel]] = [Scenario]
+    out: list[str] = []
+    tag_next = False
+    for part in loc:
+        if tag_next and isinstance(part, str):
+            tag_next = False
+            continue
+        out.append(str(part))
+        owner = next((m for m in models if isinstance(part, str) and part in m.model_fields), None)
+        annotation = owner.model_fields[str(part)].annotation if owner else None
+        models, tag_next = _models_in(annotation), _is_union(annotation)
+    return out
+
+
+def _scenario_error(exc: ValidationError) -> ScenarioError:
+    merged: dict[str, list[str]] = {}
+    for err in exc.errors(include_url=False):
+        parts = _clean_loc(err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "scenario_field":
+            parts.append(err["ctx"]["field"])
+        elif err["type"] == "model_attributes_type" and parts == ["policy"]:
+            message = "expected a mapping such as {name: periodic, interval: 1 d}"
+        messages = merged.setdefault(".".join(parts) or "scenario", [])
+        if message not in messages:
+            messages.append(message)
+    return ScenarioError([(path, "; ".join(messages)) for path, messages in merged.items()])
+
+
+def _validate(raw: dict[str, Any]) -> Scenario:
+    try:
+        return Scenario.model_validate(raw, context={UNITS_REQUIRED: True})
+    except ValidationError as exc:
+        raise _scenario_error(exc) from None
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read, check and validate a scenario file; relative paths in it are relative to its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([(str(path), f"cannot read scenario file: {exc}")]) from None
+    raw = _yaml(text, str(path))
+    if not isinstance(raw, dict):
+        raise ScenarioError([(str(path), "the top level must be a mapping of sections (name:, chip:, policy: ...)")])
+    raw.setdefault("name", path.stem)
+    network = raw.get("network")
+    if isinstance(network, dict):
+        for key in ("data_path", "checkpoint"):
+            if isinstance(network.get(key), str) and network[key]:
+                network[key] = str(_absolute(network[key], path.parent.absolute()))
+    return _validate(_apply_overrides(raw, overrides))
+
+
+def explain(scenario: Scenario) -> str:
+    """A short human summary for ``twin validate``."""
+    s, chip, net, pol = scenario, scenario.chip, scenario.network, scenario.policy
+    times = s.checkpoint_times_ns()
+    policy = f"none (never corrected), GDC {'on' if pol.gdc else 'off'}"
+    if isinstance(pol, (PeriodicPolicy, ThresholdPolicy)):
+        policy = f"{pol.name} every {duration_label(pol.interval)}"
+        if isinstance(pol, ThresholdPolicy):
+            policy += f" when normalised drift > {pol.threshold:g}"
+        policy += (f", decoder {pol.decoder}, GDC {'on' if pol.gdc else 'off'}, tolerance "
+                   f"{pol.correction_tolerance:g} of a level step, max retries {pol.max_retries}")
+    training = f"{'hardware-aware' if net.hwa else 'digital'} training"
+    if net.checkpoint is not None:
+        training = f"weights from {net.checkpoint}"
+    lines = [
+        f"scenario     {s.name} (sha256 {s.sha256()[:12]})" + (f": {s.description}" if s.description else ""),
+        f"network      {net.architecture} on {net.dataset}, {training}",
+        f"duration     {duration_label(s.duration)}, seed {s.seed}",
+        f"policy       {policy}",
+        f"chip         {chip.tiles} tiles of {chip.rows}x{chip.cols}, K = {chip.levels} levels, "
+        f"g_max {chip.g_max_us:g} uS, {chip.reference_cells} reference cells",
+        f"checkpoints  {len(times)}, from {duration_label(times[0])} to {duration_label(times[-1])}",
+    ]
+    return "\n".join(lines)

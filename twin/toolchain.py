@@ -1,0 +1,46 @@
+"""The offline toolchain driven by a scenario: data -> trained network -> quantized levels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from twin.data import Dataset, load_dataset
+from twin.deploy import LayerQuantization, quantize_network
+from twin.networks import build_network
+from twin.quantize import AnnealSchedule
+from twin.training import HWAConfig, default_training, evaluate_digital, train
+
+__all__ = ["PreparedNetwork", "prepare_network"]
+
+
+@dataclass
+class PreparedNetwork:
+    data: Dataset
+    model: nn.Sequential
+    quant: dict[str, LayerQuantization]
+    digital_accuracy: float
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def prepare_network(network, levels: int, seed: int, test_images: int | None = None) -> PreparedNetwork:
+    """Train (cached) or load the scenario's network and quantize it to ``levels``."""
+    data = load_dataset(network.dataset, network.data_path, seed=seed)
+    if network.checkpoint is not None:
+        model = build_network(network.architecture, seed=seed)
+        model.load_state_dict(torch.load(network.checkpoint, weights_only=True))
+        model.eval()
+    else:
+        config = default_training(network.architecture, seed, hwa=HWAConfig() if network.hwa else None)
+        if network.epochs is not None:
+            config = replace(config, epochs=network.epochs)
+        model = train(data, config).model
+    schedule = AnnealSchedule(iterations=network.sa_iterations, restarts=network.sa_restarts)
+    quant = quantize_network(model, levels=levels, schedule=schedule, seed=seed)
+    x, y = data.x_test, data.y_test
+    if test_images is not None:
+        x, y = x[:test_images], y[:test_images]
+    return PreparedNetwork(data, model, quant, evaluate_digital(model, x, y), x, y)
