@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test accuracy-vs-time clean
+.PHONY: run test bench accuracy-vs-time clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m twin.experiments.accuracy_vs_time
+	$(VENV)/bin/twin run scenarios/default.yaml
 
 # Regenerates docs/results/accuracy-vs-time.{md,png,json} in place.
 accuracy-vs-time: $(STAMP)
@@ -22,6 +22,9 @@ accuracy-vs-time: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .cache

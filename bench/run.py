@@ -1,0 +1,127 @@
+"""Benchmarks (``make bench``): figures reported as ratios against baselines measured in the
+same run, because this machine is shared and noisy. Never asserted in tests.
+
+1. The default scenario: wall time and peak memory (in a child process), and the share of
+   wall time spent inside SimPy's own machinery (scheduler, process switching) from a profile.
+2. Device read throughput (drift + 1/f read noise, devices per second) of ``DeviceArray.read``
+   against a bare numpy expression of the same math over the same number of float32 devices.
+3. A fixed numpy workload as the machine-speed baseline for the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import pstats
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILD = """
+import cProfile, sys, time
+from twin.scenario import load_scenario
+from twin.simulate import simulate
+scenario = load_scenario(sys.argv[1])
+simulate(scenario)  # warm caches: trained network, imports
+if sys.argv[2] == "profile":
+    cProfile.run("simulate(scenario)", sys.argv[3])
+else:
+    start = time.perf_counter(); simulate(scenario); print(time.perf_counter() - start)
+"""
+
+
+def machine_baseline() -> float:
+    """Seconds for a fixed numpy workload (best of 5)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((400, 400))
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(20):
+            a = np.tanh(a @ a.T / 400)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def scenario_figures(scenario: str) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    timed = subprocess.run([sys.executable, "-c", CHILD, scenario, "time"], capture_output=True, text=True,
+                           cwd=ROOT, check=True)
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    wall = float(timed.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        prof = str(Path(tmp) / "profile.out")
+        subprocess.run([sys.executable, "-c", CHILD, scenario, "profile", prof], capture_output=True, cwd=ROOT,
+                       check=True)
+        stats = pstats.Stats(prof)
+    total = stats.total_tt
+    simpy_own = sum(tt for (filename, _, _), (_, _, tt, _, _) in stats.stats.items() if "/simpy/" in filename)
+    return {"wall_s": wall, "peak_rss_mb": max(peak_kb, before) / 1024, "simpy_share": simpy_own / total,
+            "profiled_total_s": total}
+
+
+def read_throughput(n: int = 1 << 21, repeats: int = 7) -> dict:
+    from twin.pcm import DeviceArray, PCMStatistics
+    from twin.units import DAY
+    devices = DeviceArray(8, PCMStatistics(), torch.randint(0, 9, (n,), generator=torch.Generator().manual_seed(0)))
+    devices.program(0, torch.Generator().manual_seed(1))
+    devices.t_prog_ns[: n // 2] = DAY // 2  # mixed ages, as on a corrected chip
+    generator = torch.Generator().manual_seed(2)
+    g = devices.g_prog.numpy().copy()
+    nu = devices.nu.numpy().copy()
+    age = devices.age_s(DAY).numpy().copy()
+    rng = np.random.default_rng(3)
+    t0, t_read, g_max = 20.0, 250e-9, 25.0
+
+    def bare_numpy() -> np.ndarray:
+        g_drift = g * np.exp(-nu * np.log1p(age / t0)).astype(np.float32)
+        q = np.minimum(0.0088 / np.maximum((np.abs(g) / g_max) ** 0.65, 1e-3), 0.2)
+        sigma = q * np.sqrt(np.log((age + t0 + t_read) / (2 * t_read))).astype(np.float32)
+        return np.maximum(g_drift + np.abs(g_drift) * sigma * rng.standard_normal(n, dtype=np.float32), 0)
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    twin_s = best(lambda: devices.read(DAY, generator))
+    numpy_s = best(bare_numpy)
+    return {"devices": n, "twin_devices_per_s": n / twin_s, "numpy_devices_per_s": n / numpy_s,
+            "ratio": numpy_s / twin_s}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="scenarios/default.yaml")
+    parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    args = parser.parse_args()
+    baseline = machine_baseline()
+    scenario = scenario_figures(args.scenario)
+    reads = read_throughput()
+    figures = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
+                           "torch_threads": torch.get_num_threads(), "baseline_s": baseline},
+               "scenario": {**scenario, "wall_over_baseline": scenario["wall_s"] / baseline},
+               "device_reads": reads}
+    print(f"machine baseline (fixed numpy workload): {baseline:.3f} s")
+    print(f"default scenario: {scenario['wall_s']:.1f} s wall ({scenario['wall_s'] / baseline:.0f} x baseline), "
+          f"peak {scenario['peak_rss_mb']:.0f} MB, SimPy's own share {100 * scenario['simpy_share']:.1f}%")
+    print(f"device reads: twin {reads['twin_devices_per_s'] / 1e6:.1f} M/s, bare numpy "
+          f"{reads['numpy_devices_per_s'] / 1e6:.1f} M/s, ratio {reads['ratio']:.2f}")
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
