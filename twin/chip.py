@@ -123,6 +123,10 @@ class Chip:
         self.env.process(self._checkpoints())
 
     def finish(self) -> None:
+        """Close the deployment: a checkpoint at exactly the end time (SimPy's ``run(until)``
+        stops before events at that instant) is measured on the final state; static power."""
+        for _ in self.checkpoint_times_ns[len(self.checkpoints):]:
+            self.checkpoints.append(self._measure())
         self.ledger.charge_static(self.duration_ns)
 
     # --- snapshots: the chip's whole state at a campaign boundary ----------------------
