@@ -13,8 +13,8 @@ from enum import Enum
 import numpy as np
 
 from firmware_model.decoder import DecodeResult, make_decoder
-from firmware_model.interface import (Command, FirmwareConfig, Halt, Observation, Probe, ProbeReading,
-                                      Program, ProgramReport, Wait)
+from firmware_model.interface import (Command, FirmwareConfig, Halt, Observation, OffchipData, OffchipRead,
+                                      Probe, ProbeReading, Program, ProgramReport, Wait)
 from firmware_model.policies import Policy
 
 __all__ = ["State", "Controller", "Transition"]
@@ -27,6 +27,7 @@ class State(str, Enum):
     CORRECT = "CORRECT"
     VERIFY = "VERIFY"
     FAULT = "FAULT"
+    OFFCHIP = "OFFCHIP"  # waiting for weights from an off-chip copy (full_refresh only)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class TileDecision:
     corrected: bool
     devices: np.ndarray  # local devices sent to program-and-verify
     levels: np.ndarray  # the levels they were sent to
+    assigned: np.ndarray  # the level the firmware holds each local device to (decoded or fetched)
 
 
 @dataclass
@@ -89,6 +91,10 @@ class Controller:
             if not isinstance(observation, ProgramReport):
                 raise RuntimeError("CORRECT expects a program report")
             return self._verify(now_ns, observation)
+        if self.state == State.OFFCHIP:
+            if not isinstance(observation, OffchipData):
+                raise RuntimeError("OFFCHIP expects off-chip data")
+            return self._correct(now_ns, self._reading, observation.levels.astype(np.int16))
         raise RuntimeError(f"controller stepped in state {self.state}")
 
     def _idle(self, now_ns: int) -> Command:
@@ -117,8 +123,18 @@ class Controller:
     def _decode(self, now_ns: int, reading: ProbeReading) -> Command:
         self._enter(now_ns, State.DECODE)
         layout = self.config.tiles[reading.tile]
-        decoded = self.decoder.decode(reading, layout, self.config)
-        levels = decoded.levels.astype(np.int16).copy()
+        self._decoded = self.decoder.decode(reading, layout, self.config)
+        if self.policy.uses_offchip and self.policy.should_correct(reading.tile, self._decoded):
+            # The levels come from the off-chip copy instead of the decoder; the transfer is paid.
+            self._reading = reading
+            self._enter(now_ns, State.OFFCHIP)
+            n_weights = int(layout.weight_cells.sum())
+            return OffchipRead(reading.tile, n_weights * getattr(self.policy, "bytes_per_weight", 1))
+        return self._correct(now_ns, reading, self._decoded.levels.astype(np.int16).copy())
+
+    def _correct(self, now_ns: int, reading: ProbeReading, levels: np.ndarray) -> Command:
+        layout = self.config.tiles[reading.tile]
+        decoded = self._decoded
         # Reference cells hold known levels: restore them to those, whatever they decode to.
         n_cells = layout.rows * layout.cols
         for sign in (0, 1):
@@ -131,7 +147,7 @@ class Controller:
             for device in self.faulty.get(reading.tile, ()):
                 needs[device] = False
             devices = np.flatnonzero(needs)
-        self._pending = TileDecision(reading.tile, decoded, corrected, devices, levels[devices])
+        self._pending = TileDecision(reading.tile, decoded, corrected, devices, levels[devices], levels)
         self.decisions.append(self._pending)
         if devices.size == 0:
             return self._next_tile(now_ns)

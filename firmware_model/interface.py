@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["TileLayout", "FirmwareConfig", "ProbeReading", "ProgramReport",
+__all__ = ["TileLayout", "FirmwareConfig", "ProbeReading", "ProgramReport", "OffchipData",
            "Wait", "Probe", "Program", "OffchipRead", "Halt", "Command", "Observation"]
 
 
@@ -79,7 +79,15 @@ class ProgramReport:
     pulses: int
 
 
-Observation = ProbeReading | ProgramReport | None
+@dataclass(frozen=True, eq=False)
+class OffchipData:
+    """Levels fetched from an off-chip copy of the weights (only after an ``OffchipRead``)."""
+
+    tile: int
+    levels: np.ndarray  # int, one per local device (unused devices 0)
+
+
+Observation = ProbeReading | ProgramReport | OffchipData | None
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -104,8 +112,9 @@ class Program:
 
 @dataclass(frozen=True)
 class OffchipRead:
-    """Fetch ``n_bytes`` of weights from an off-chip copy (only for policies that declare it)."""
+    """Fetch ``tile``'s weights (``n_bytes``) from an off-chip copy (only for policies that declare it)."""
 
+    tile: int
     n_bytes: int
 
 

@@ -136,7 +136,7 @@ def test_defaults_match_documented_values():
                             "checkpoint": None, "hwa": False, "epochs": None, "sa_iterations": 1000,
                             "sa_restarts": 39}
     assert d["policy"] == {"name": "periodic", "interval": "1 d", "gdc": True, "decoder": "drift_aware",
-                           "correction_tolerance": 0.25, "max_retries": 1}
+                           "correction_tolerance": 0.25, "max_retries": 1, "order": "index"}
     assert d["checkpoints"] == {"count": 40, "spacing": "log", "start": "1 s"}
     assert d["evaluation"] == {"accuracy_samples": 5, "periphery": False, "test_images": None}
     assert d["simulation"] == {"granularity": "campaign"}

@@ -18,7 +18,8 @@ import simpy
 import torch
 
 from firmware_model.controller import Controller
-from firmware_model.interface import FirmwareConfig, Halt, OffchipRead, Probe, Program, TileLayout, Wait
+from firmware_model.interface import (FirmwareConfig, Halt, OffchipData, OffchipRead, Probe, Program, TileLayout,
+                                      Wait)
 from firmware_model.policies import Policy
 from twin.accuracy import Deployment, PeripheryConfig, accuracy_of, read_used, readback_weights
 from twin.ledger import CampaignRecord, CostModel, Ledger
@@ -102,6 +103,7 @@ class Chip:
                                               self.granularity)
         self.eval_generator = stream(self.seed, "evaluation")
         self.used = self.deployment.used_devices()
+        self.offchip_copy = devices.target_level.clone()  # the weights as deployed, kept off the chip
         self.tile_used = [self.used[(self.used >= t.first_device) & (self.used < t.first_device + t.devices_per_tile)]
                           - t.first_device for t in self.tiles]  # local indices of weight + reference devices
         self.campaign_records: list[CampaignRecord] = []
@@ -221,6 +223,9 @@ class Chip:
                 if not self.controller.policy.uses_offchip:
                     raise RuntimeError(f"policy {self.controller.policy.name!r} did not declare off-chip reads")
                 yield self.env.timeout(self.ledger.charge_offchip(command.n_bytes))
+                tile = self.tiles[command.tile]
+                copy = self.offchip_copy[tile.first_device:tile.first_device + tile.devices_per_tile]
+                observation = OffchipData(command.tile, copy.numpy().copy())
 
     def _record_decisions(self) -> None:
         """Score the firmware's decoding against the truth (never shown to the firmware)."""
@@ -228,7 +233,7 @@ class Chip:
         for decision in self.controller.decisions:
             tile = self.tiles[decision.tile]
             local = self.tile_used[decision.tile]
-            decoded = torch.from_numpy(decision.decoded.levels)[local]
+            decoded = torch.from_numpy(decision.assigned)[local]
             errors = int((decoded.to(torch.int16) != truth[tile.global_index(local)]).sum())
             record = self.ledger.campaign
             if record is not None and record.tile == decision.tile:

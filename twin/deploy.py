@@ -75,3 +75,24 @@ def deploy_single_pair(model: nn.Sequential, geometry: TileGeometry, levels: int
     devices = DeviceArray(levels, PCMStatistics(pcm), torch.from_numpy(device_levels))
     w_max = {name: pcm.g_max_us / scale for name, scale in encoding.scale.items()}
     return Deployment(model, encoding, devices, g_target, w_max)
+
+
+@torch.no_grad()
+def layer_sensitivity(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, relative_noise: float = 0.1,
+                      draws: int = 3, seed: int = 0) -> dict[str, float]:
+    """Accuracy lost when one layer's weights get Gaussian noise of ``relative_noise * max|w|``,
+    the others exact: which layers hurt accuracy most when they drift (an offline measurement the
+    firmware may store as configuration)."""
+    generator = torch.Generator().manual_seed(seed)
+    base = (model(x).argmax(1) == y).float().mean().item()
+    losses = {}
+    for name, layer in crossbar_layers(model):
+        original = layer.weight.detach().clone()
+        drops = []
+        for _ in range(draws):
+            noise = torch.randn(original.shape, generator=generator) * relative_noise * original.abs().max()
+            layer.weight.copy_(original + noise)
+            drops.append(base - (model(x).argmax(1) == y).float().mean().item())
+        layer.weight.copy_(original)
+        losses[name] = float(np.mean(drops))
+    return losses

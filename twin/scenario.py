@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from twin.quantities import (UNITS_REQUIRED, Duration, Energy, Power, duration_label, parse_energy,
                              parse_power)
+from twin.policy_config import POLICY_NAMES, NonePolicy, PeriodicPolicy, Policy, ThresholdPolicy
 from twin.units import DAY, SECOND, YEAR, parse_duration
 
 __all__ = [
@@ -171,42 +172,6 @@ class NetworkConfig(_Config):
         if self.checkpoint is not None and not self.checkpoint.is_file():
             raise _field_error("checkpoint", f"{self.checkpoint} does not exist (expected a torch state_dict file)")
         return self
-
-
-class _PolicyBase(_Config):
-    name: str
-    gdc: bool = False  # global drift compensation of the MVM output
-    decoder: Literal["drift_aware", "nearest"] = "drift_aware"
-    # fraction of the level spacing g_max/K; a device is corrected beyond it (assumption)
-    correction_tolerance: float = Field(0.25, gt=0, le=0.5)
-    max_retries: int = Field(1, ge=0)  # assumption
-
-
-class NonePolicy(_PolicyBase):
-    """No correction: the chip is programmed once and left to drift."""
-    name: Literal["none"] = "none"
-    gdc: bool = False  # assumption: the uncorrected baseline
-
-
-class PeriodicPolicy(_PolicyBase):
-    """Read back and correct every ``interval``."""
-    name: Literal["periodic"] = "periodic"
-    interval: PositiveDuration = DAY  # assumption
-    gdc: bool = True  # assumption: GDC between corrections (pcm-numbers.md: GDC holds most accuracy)
-    decoder: Literal["drift_aware", "nearest"] = "drift_aware"  # pcm-numbers.md: nearest fails after minutes
-
-
-class ThresholdPolicy(_PolicyBase):
-    """arXiv 2310.00337: check every ``interval``, correct when normalised drift exceeds ``threshold``."""
-    name: Literal["threshold"] = "threshold"
-    interval: PositiveDuration = DAY  # assumption
-    threshold: float = Field(0.05, gt=0)  # arXiv 2310.00337
-    gdc: bool = False  # arXiv 2310.00337 (no GDC)
-    decoder: Literal["drift_aware", "nearest"] = "nearest"  # arXiv 2310.00337 (snap to nearest multiple)
-
-
-Policy = Annotated[Union[NonePolicy, PeriodicPolicy, ThresholdPolicy], Field(discriminator="name")]
-POLICY_NAMES: tuple[str, ...] = ("none", "periodic", "threshold")
 
 
 class CheckpointsConfig(_Config):
@@ -443,11 +408,15 @@ def explain(scenario: Scenario) -> str:
     """A short human summary for ``twin validate``."""
     s, chip, net, pol = scenario, scenario.chip, scenario.network, scenario.policy
     times = s.checkpoint_times_ns()
-    policy = f"none (never corrected), GDC {'on' if pol.gdc else 'off'}"
-    if isinstance(pol, (PeriodicPolicy, ThresholdPolicy)):
+    policy = f"{pol.name} (never corrected), GDC {'on' if pol.gdc else 'off'}"
+    if getattr(pol, "class_", None):
+        policy = f"user class {pol.class_} with {pol.params()}, GDC {'on' if pol.gdc else 'off'}"
+    elif hasattr(pol, "interval"):
         policy = f"{pol.name} every {duration_label(pol.interval)}"
         if isinstance(pol, ThresholdPolicy):
             policy += f" when normalised drift > {pol.threshold:g}"
+        if hasattr(pol, "growth"):
+            policy += f", growing x{pol.growth:g} up to {duration_label(pol.max_interval)}"
         policy += (f", decoder {pol.decoder}, GDC {'on' if pol.gdc else 'off'}, tolerance "
                    f"{pol.correction_tolerance:g} of a level step, max retries {pol.max_retries}")
     training = f"{'hardware-aware' if net.hwa else 'digital'} training"

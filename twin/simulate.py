@@ -9,11 +9,10 @@ import math
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
@@ -22,11 +21,12 @@ from firmware_model.policies import make_policy
 from twin.accuracy import PeripheryConfig
 from twin.atomic import atomic_write_text, prepare_output_dir
 from twin.chip import Chip, CountingEnvironment, firmware_config
-from twin.deploy import deploy_levels
+from twin.deploy import deploy_levels, layer_sensitivity
 from twin.ledger import ENERGY_COMPONENTS, CostModel
 from twin.mapping import TileGeometry
 from twin.pcm import PCMParameters
 from twin.program_verify import PulseParameters
+from twin.policy_config import CustomPolicy, load_policy_class
 from twin.scenario import Scenario
 from twin.toolchain import prepare_network
 from twin.units import SECOND
@@ -82,26 +82,54 @@ def pcm_parameters(scenario: Scenario) -> PCMParameters:
                          drift_scale=d.drift_scale)
 
 
-def policy_parameters(scenario: Scenario) -> dict:
-    """The policy's own parameters (without the controller's common ones)."""
-    common = {"name", "gdc", "decoder", "correction_tolerance", "max_retries"}
+_UNIT_FIELDS = {"interval": "interval_ns", "max_interval": "max_interval_ns"}
+_CONTROLLER_FIELDS = {"name", "gdc", "decoder", "correction_tolerance", "max_retries", "order", "class_"}
+
+
+def policy_parameters(policy) -> dict:
+    """The policy's own parameters (without the controller's common ones), in firmware units."""
+    params = {k: getattr(policy, k) for k in type(policy).model_fields if k not in _CONTROLLER_FIELDS}
+    return {_UNIT_FIELDS.get(k, k): v for k, v in params.items()}
+
+
+def make_firmware_policy(scenario: Scenario, tile_order: list[int] | None):
+    """The firmware policy object a scenario's ``policy`` section describes."""
     policy = scenario.policy
-    params = {k: getattr(policy, k) for k in type(policy).model_fields if k not in common}
-    if "interval" in params:
-        params["interval_ns"] = params.pop("interval")
-    return params
+    if isinstance(policy, CustomPolicy):
+        cls = load_policy_class(policy.class_)
+        try:
+            return cls(**policy.params())
+        except (TypeError, ValueError) as exc:
+            raise ScenarioBuildError(f"policy.class: {policy.class_}(**{policy.params()}) failed: {exc}") from None
+    params = policy_parameters(policy)
+    if policy.name not in ("none", "gdc"):
+        params["tile_order"] = tile_order
+    return make_policy(policy.name, **params)
+
+
+def sensitivity_order(deployment, model, x, y, seed: int) -> list[int]:
+    """Tiles of the most accuracy-sensitive layers first (offline measurement, stored as configuration)."""
+    loss = layer_sensitivity(model, x, y, seed=seed)
+    layers = sorted(deployment.mapping.layers.values(), key=lambda layer: -loss[layer.name])
+    return [tile for layer in layers for tile in layer.tiles]
 
 
 def build_chip(scenario: Scenario, progress: Callable[[int], None] | None = None) -> Chip:
     chip_cfg = scenario.chip
-    network = prepare_network(scenario.network, chip_cfg.levels, scenario.seed, scenario.evaluation.test_images)
+    network_cfg = scenario.network
+    if scenario.policy.name == "hybrid" and not network_cfg.hwa:
+        network_cfg = network_cfg.model_copy(update={"hwa": True})  # hybrid = HWA weights + self-correction
+    network = prepare_network(network_cfg, chip_cfg.levels, scenario.seed, scenario.evaluation.test_images)
     geometry = TileGeometry(chip_cfg.rows, chip_cfg.cols, chip_cfg.reference_cells)
     deployment = deploy_levels(network.model, network.quant, geometry, pcm_parameters(scenario))
     needed = deployment.mapping.n_tiles
     if chip_cfg.tiles != "auto" and chip_cfg.tiles < needed:
         raise ScenarioBuildError(f"chip.tiles: the network needs {needed} tiles of {chip_cfg.rows} x "
                                  f"{chip_cfg.cols}, the chip has {chip_cfg.tiles}")
-    policy = make_policy(scenario.policy.name, **policy_parameters(scenario))
+    order = None
+    if scenario.policy.order == "sensitivity":
+        order = sensitivity_order(deployment, network.model, network.x_test, network.y_test, scenario.seed)
+    policy = make_firmware_policy(scenario, order)
     controller = Controller(firmware_config(deployment), policy, scenario.policy.decoder,
                             scenario.policy.correction_tolerance, scenario.policy.max_retries)
     chip = Chip(CountingEnvironment(), deployment, controller, cost_model(scenario), pulse_parameters(scenario),
