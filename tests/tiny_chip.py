@@ -33,7 +33,8 @@ def tiny_levels() -> tuple[np.ndarray, np.ndarray]:
 def tiny_chip(pcm: PCMParameters = NOISELESS, pulses: PulseParameters = EXACT_PULSES, decoder: str = "nearest",
               interval_ns: int = 1_000_000, duration_ns: int = 2_500_000, checkpoints: tuple[int, ...] = (2_400_000,),
               granularity: str = "campaign", seed: int = 0, geometry: TileGeometry = TileGeometry(4, 4, 2),
-              levels: int = 2, quant: dict | None = None, model: nn.Sequential | None = None) -> Chip:
+              levels: int = 2, quant: dict | None = None, model: nn.Sequential | None = None,
+              policy=None, gdc: bool = False) -> Chip:
     torch.manual_seed(0)
     if model is None:
         model = nn.Sequential(OrderedDict(fc=nn.Linear(6, 4, bias=False)))
@@ -41,8 +42,9 @@ def tiny_chip(pcm: PCMParameters = NOISELESS, pulses: PulseParameters = EXACT_PU
         k_plus, k_minus = tiny_levels()
         quant = {"fc": LayerQuantization(QuantSteps(0.5, 0.5, levels), k_plus, k_minus, report=None)}
     deployment = deploy_levels(model, quant, geometry, pcm)
-    controller = Controller(firmware_config(deployment), Periodic(interval_ns), decoder, 0.25, 1)
+    policy = Periodic(interval_ns) if policy is None else policy
+    controller = Controller(firmware_config(deployment), policy, decoder, 0.25, 1)
     x = torch.randn(8, 6, generator=torch.Generator().manual_seed(1))
     y = torch.zeros(8, dtype=torch.int64)
     return Chip(CountingEnvironment(), deployment, controller, COSTS, pulses, seed, x, y, list(checkpoints),
-                duration_ns, granularity=granularity)
+                duration_ns, gdc=gdc, granularity=granularity)

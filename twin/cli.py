@@ -30,6 +30,27 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a scenario value (YAML scalar), e.g. --set policy.interval='12 h'")
     run.add_argument("--force", action="store_true", help="overwrite results already in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    cmp = sub.add_parser("compare", help="run several policies on the same chip and random streams")
+    cmp.add_argument("scenario", type=Path, help="a scenario YAML, or a compare YAML (scenario:, policies:, seeds:)")
+    cmp.add_argument("--policies", help="comma-separated, e.g. none,gdc,periodic,periodic+gdc,threshold,drift_aware")
+    cmp.add_argument("--seeds", type=int, help="seeds per policy (default 1, or the compare YAML's)")
+    cmp.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    cmp.add_argument("--out", type=Path, help="output folder (default runs/<name>/compare-<UTC timestamp>/)")
+    cmp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    cmp.add_argument("--force", action="store_true")
+    opt = sub.add_parser("optimize", help="least-energy schedule parameter meeting an accuracy floor")
+    opt.add_argument("scenario", type=Path)
+    opt.add_argument("--accuracy-floor", type=float, required=True,
+                     help="absolute (0.95) or, when negative, relative to the t = 0 accuracy (-0.01 = one point below)")
+    opt.add_argument("--policy", choices=["periodic", "threshold", "drift_aware"], default="periodic")
+    opt.add_argument("--seeds", type=int, default=3)
+    opt.add_argument("--workers", type=int)
+    opt.add_argument("--lo", type=str, help="lower end of the search range (a duration for intervals)")
+    opt.add_argument("--hi", type=str, help="upper end of the search range")
+    opt.add_argument("--max-evaluations", type=int, default=12)
+    opt.add_argument("--out", type=Path, help="also write optimize.json here")
+    opt.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    opt.add_argument("--force", action="store_true")
     validate = sub.add_parser("validate", help="check a scenario and its referenced files; run nothing")
     validate.add_argument("scenario", type=Path)
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
@@ -100,6 +121,72 @@ def _run(args) -> int:
     return 0
 
 
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _compare(args) -> int:
+    from twin.atomic import prepare_output_dir
+    from twin.compare import COMPARE_FILES, compare, csv_text, load_compare_file, parse_policies, write_compare
+    from twin.scenario import ScenarioError, load_scenario
+    text = args.scenario.read_text() if args.scenario.is_file() else ""
+    if "policies:" in text and "scenario:" in text:
+        scenario, specs, seeds = load_compare_file(args.scenario)
+        if args.overrides:
+            scenario = scenario.with_overrides(args.overrides)
+    else:
+        scenario = load_scenario(args.scenario, args.overrides)
+        if not args.policies:
+            raise ScenarioError([("--policies", "name the policies to compare, e.g. --policies none,gdc,periodic")])
+        specs, seeds = parse_policies(args.policies, scenario), None
+    seeds = args.seeds or seeds or 1
+    if seeds < 1:
+        raise ScenarioError([("--seeds", "must be >= 1")])
+    out = args.out or Path("runs") / scenario.name / f"compare-{_stamp()}"
+    prepare_output_dir(out, COMPARE_FILES, args.force)
+    print(f"comparing {len(specs)} policies x {seeds} seeds on {scenario.name} ...", file=sys.stderr)
+    result = compare(scenario, specs, seeds, args.workers,
+                     lambda done, total: print(f"  {done}/{total} runs done", file=sys.stderr))
+    write_compare(result, out, force=True)
+    print(csv_text(result), end="")
+    print(f"results: {out}/ ({', '.join(COMPARE_FILES)})")
+    return 0
+
+
+def _optimize(args) -> int:
+    import json
+    from twin.atomic import atomic_write_text, prepare_output_dir
+    from twin.optimize import PARAMETERS, optimize
+    from twin.scenario import ScenarioError, load_scenario
+    from twin.search import format_result, result_to_json
+    from twin.units import parse_duration
+    scenario = load_scenario(args.scenario, args.overrides)
+    parameter = PARAMETERS[args.policy]
+
+    def bound(text: str | None, flag: str) -> float | None:
+        if text is None:
+            return None
+        try:
+            return float(parse_duration(text)) if parameter.integer else float(text)
+        except ValueError as exc:
+            raise ScenarioError([(flag, str(exc))]) from None
+
+    if args.out:
+        prepare_output_dir(args.out, ["optimize.json"], args.force)
+    log = lambda line: print(line, file=sys.stderr)
+    log(f"optimizing {args.policy}.{parameter.name} on {scenario.name} ({args.seeds} seeds per candidate) ...")
+    result, parameter, floor = optimize(scenario, args.policy, args.accuracy_floor, args.seeds, args.workers,
+                                        bound(args.lo, "--lo"), bound(args.hi, "--hi"), args.max_evaluations, log)
+    print(format_result(result, parameter.name, parameter.formatter))
+    if args.out:
+        payload = result_to_json(result, parameter.name)
+        payload.update({"policy": args.policy, "scenario": {"name": scenario.name, "sha256": scenario.sha256()},
+                        "seeds": args.seeds, "floor_argument": args.accuracy_floor, "floor": floor})
+        atomic_write_text(args.out / "optimize.json", json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        print(f"results: {args.out}/optimize.json")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from twin.atomic import OutputExistsError
@@ -107,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     from twin.scenario import ScenarioError
     from twin.simulate import ScenarioBuildError
     try:
-        return {"run": _run, "validate": _validate}[args.command](args)
+        return {"run": _run, "validate": _validate, "compare": _compare, "optimize": _optimize}[args.command](args)
     except (ScenarioError, DatasetError, ScenarioBuildError, OutputExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return INVALID_INPUT

@@ -1,0 +1,100 @@
+"""twin compare: common random numbers, outputs, parsing."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from twin.cli import main
+from twin.compare import parse_policies, time_weighted_mean
+from twin.scenario import ScenarioError, load_scenario
+from twin.simulate import build_chip
+
+SHORT = ["duration=3 d", "checkpoints.count=3", "evaluation.accuracy_samples=1", "network.sa_iterations=200",
+         "network.sa_restarts=2"]
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return load_scenario("scenarios/default.yaml", SHORT)
+
+
+def test_first_programming_is_bit_identical_across_policies(scenario):
+    """Common random numbers: the same seed programs the same chip under every policy
+    (hybrid excepted: it deploys a different, HWA-trained network)."""
+    states = {}
+    for spec in parse_policies("none,gdc,periodic,threshold,drift_aware,full_refresh", scenario):
+        chip = build_chip(scenario.with_overrides(list(spec.overrides)))
+        chip.env.run(chip.env.process(chip._initial_programming()))
+        states[spec.label] = (chip.deployment.devices.g_prog.clone(), chip.deployment.devices.nu.clone())
+    reference = states.pop("none")
+    for label, (g_prog, nu) in states.items():
+        assert torch.equal(g_prog, reference[0]) and torch.equal(nu, reference[1]), label
+
+
+def test_parse_policies(scenario):
+    specs = parse_policies("none,periodic,periodic+gdc,threshold", scenario)
+    assert [s.label for s in specs] == ["none", "periodic", "periodic+gdc", "threshold"]
+    assert specs[1].overrides == ()  # the scenario's own periodic section, parameters and all
+    assert specs[2].overrides == ("policy.gdc=true",)
+    assert specs[3].overrides == ("policy.name=threshold",)
+    with pytest.raises(ScenarioError, match="twice"):
+        parse_policies("none,none", scenario)
+    with pytest.raises(ScenarioError, match="suffix"):
+        parse_policies("none+tea", scenario)
+
+
+def test_time_weighted_mean_weighs_by_time():
+    accuracy = [{"t_s": 1.0, "accuracy": 1.0}, {"t_s": 11.0, "accuracy": 0.0}]
+    assert time_weighted_mean(accuracy) == pytest.approx((1.0 + 0.5 * 10) / 11)
+
+
+def test_compare_cli_writes_one_row_per_policy(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "scenarios/default.yaml", "--policies", "none,gdc,periodic", "--seeds", "2",
+            "--workers", "1", "--out", str(out)]
+    for item in SHORT:
+        args += ["--set", item]
+    assert main(args) == 0
+    rows = list(csv.DictReader((out / "compare.csv").open()))
+    assert [r["policy"] for r in rows] == ["none", "gdc", "periodic"]
+    result = json.loads((out / "compare.json").read_text())
+    periodic = result["policies"]["periodic"]
+    assert periodic["seeds"] == [0, 1] and periodic["campaigns"]["mean"] == 2
+    assert result["policies"]["none"]["pulses"]["max"] == 0 and result["policies"]["gdc"]["pulses"]["max"] == 0
+    assert periodic["energy_maintenance_j"]["mean"] > result["policies"]["gdc"]["energy_maintenance_j"]["mean"]
+    # same seeds, same chip: every policy starts from the same accuracy before its first campaign
+    starts = {label: p["accuracy_start"]["mean"] for label, p in result["policies"].items()}
+    assert len(set(starts.values())) == 1
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_yaml_with_parameters(tmp_path, capsys):
+    spec = tmp_path / "cmp.yaml"
+    spec.write_text(f"scenario: {Path('scenarios/default.yaml').resolve()}\n"
+                    "seeds: 1\nset: [" + ", ".join(f'"{s}"' for s in SHORT) + "]\n"
+                    "policies:\n  - {name: periodic, label: every-12h, interval: 12 h}\n  - {name: none}\n")
+    out = tmp_path / "out"
+    assert main(["compare", str(spec), "--workers", "1", "--out", str(out)]) == 0
+    result = json.loads((out / "compare.json").read_text())
+    assert result["policies"]["every-12h"]["campaigns"]["mean"] == 5
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.read_text().replace("interval: 12 h", "interval: soon"))
+    assert main(["compare", str(bad), "--workers", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "policy.interval" in capsys.readouterr().err
+
+
+def test_hybrid_deploys_an_hwa_trained_network(scenario, monkeypatch):
+    import twin.simulate as simulate_module
+    seen = {}
+
+    def fake_prepare(network, *args, **kwargs):
+        seen["hwa"] = network.hwa
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(simulate_module, "prepare_network", fake_prepare)
+    with pytest.raises(RuntimeError, match="stop here"):
+        build_chip(scenario.with_overrides(["policy.name=hybrid"]))
+    assert seen["hwa"] is True

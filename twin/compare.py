@@ -1,0 +1,253 @@
+"""``twin compare``: several policies on the same chip, network and random streams.
+
+Every policy runs with seeds ``seed .. seed + N - 1``; a given seed programs the same chip
+identically under every policy (common random numbers: the programming, probe and evaluation
+streams depend on the seed only), so differences between policies are the policies'.
+Runs go to worker processes, one per core by default.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from twin.atomic import atomic_write_bytes, atomic_write_text, prepare_output_dir
+from twin.scenario import Scenario, ScenarioError, load_scenario
+from twin.units import DAY, SECOND
+
+__all__ = ["PolicySpec", "parse_policies", "load_compare_file", "run_many", "compare", "policy_metrics",
+           "write_compare", "COMPARE_FILES"]
+
+COMPARE_FILES = ["compare.csv", "compare.json", "pareto.png"]
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """One entry of a comparison: a label and the scenario overrides that select the policy."""
+
+    label: str
+    overrides: tuple[str, ...]
+
+
+def parse_policies(text: str, scenario: Scenario) -> list[PolicySpec]:
+    """``none,gdc,periodic,periodic+gdc,...``: a name takes the policy's documented defaults, or
+    the scenario's own ``policy`` section when the names match; ``+gdc`` switches GDC on."""
+    specs = []
+    for item in [p.strip() for p in text.split(",") if p.strip()]:
+        name, _, suffix = item.partition("+")
+        if suffix not in ("", "gdc"):
+            raise ScenarioError([("--policies", f"{item!r}: the only suffix is '+gdc'")])
+        overrides = [] if name == scenario.policy.name else [f"policy.name={name}"]
+        if suffix == "gdc":
+            overrides.append("policy.gdc=true")
+        specs.append(PolicySpec(item, tuple(overrides)))
+    if not specs:
+        raise ScenarioError([("--policies", "name at least one policy")])
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise ScenarioError([("--policies", "a policy is listed twice")])
+    return specs
+
+
+def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | None]:
+    """A compare YAML: ``scenario: FILE``, ``seeds: N``, ``policies: [{name: ..., label: ..., <params>}]``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError([(str(path), str(exc))]) from None
+    if not isinstance(raw, dict) or "scenario" not in raw or "policies" not in raw:
+        raise ScenarioError([(str(path), "expected keys scenario: FILE and policies: [...] (and optionally seeds: N)")])
+    unknown = set(raw) - {"scenario", "policies", "seeds", "set"}
+    if unknown:
+        raise ScenarioError([(f"{path}:{k}", "unknown key") for k in sorted(unknown)])
+    scenario = load_scenario(path.parent / raw["scenario"], raw.get("set", []))
+    specs = []
+    for i, entry in enumerate(raw["policies"]):
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise ScenarioError([(f"policies[{i}]", "expected a mapping with at least name:")])
+        entry = dict(entry)
+        label = str(entry.pop("label", entry["name"]))
+        overrides = [f"policy.name={entry.pop('name')}"] + [f"policy.{k}={json.dumps(v) if not isinstance(v, str) else v}"
+                                                             for k, v in entry.items()]
+        scenario.with_overrides(overrides)  # validate now, naming the field, before anything runs
+        specs.append(PolicySpec(label, tuple(overrides)))
+    seeds = raw.get("seeds")
+    if seeds is not None and (not isinstance(seeds, int) or seeds < 1):
+        raise ScenarioError([("seeds", "must be an integer >= 1")])
+    return scenario, specs, seeds
+
+
+def _run_one(task: tuple[Scenario, str, int]) -> dict:
+    """Worker: one simulation; a failure is recorded, never raised (a sweep must finish)."""
+    import torch
+    torch.set_num_threads(1)  # one process per core
+    from twin.simulate import simulate
+    scenario, label, seed = task
+    try:
+        result = simulate(scenario)
+        return {"label": label, "seed": seed, "summary": result.summary, "error": None}
+    except Exception as exc:  # recorded in compare.json
+        return {"label": label, "seed": seed, "summary": None, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def run_many(tasks: list[tuple[Scenario, str, int]], workers: int | None = None,
+             progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Run tasks in worker processes (spawned: no forked torch state); results in task order."""
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    _warm_cache(tasks)
+    if workers == 1:
+        results = []
+        for i, task in enumerate(tasks):
+            results.append(_run_one(task))
+            if progress:
+                progress(i + 1, len(tasks))
+        return results
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_run_one, task) for task in tasks]
+        results = []
+        for i, future in enumerate(futures):
+            results.append(future.result())
+            if progress:
+                progress(i + 1, len(tasks))
+    return results
+
+
+def _warm_cache(tasks: list[tuple[Scenario, str, int]]) -> None:
+    """Train each distinct network once here, so workers only load it from the cache."""
+    from twin.toolchain import prepare_network
+    seen = set()
+    for scenario, _, _ in tasks:
+        network = scenario.network
+        if scenario.policy.name == "hybrid":
+            network = network.model_copy(update={"hwa": True})
+        key = (network.model_dump_json(), scenario.seed)
+        if key not in seen:
+            seen.add(key)
+            prepare_network(network, scenario.chip.levels, scenario.seed, scenario.evaluation.test_images)
+
+
+def time_weighted_mean(accuracy: list[dict]) -> float:
+    """Mean accuracy over deployment time: trapezoids between checkpoints, the first value held from 0."""
+    t = np.array([a["t_s"] for a in accuracy])
+    acc = np.array([a["accuracy"] for a in accuracy])
+    area = acc[0] * t[0] + float(np.sum((acc[1:] + acc[:-1]) / 2 * np.diff(t)))
+    return area / t[-1]
+
+
+def _stats(values: list[float]) -> dict:
+    arr = np.array(values, dtype=float)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
+            "min": float(arr.min()), "max": float(arr.max())}
+
+
+def policy_metrics(summaries: list[dict]) -> dict:
+    """The figures of one policy over its seeds."""
+    days = summaries[0]["duration_s"] / (DAY / SECOND)
+
+    def maintenance(s: dict) -> float:
+        e = s["energy_j"]
+        return math.fsum(e[c] for c in ("probe_read", "verify_read", "partial_set", "reset", "offchip", "controller"))
+
+    return {
+        "seeds": [s["seed"] for s in summaries],
+        "accuracy_start": _stats([s["accuracy"][0]["accuracy"] for s in summaries]),
+        "accuracy_final": _stats([s["accuracy"][-1]["accuracy"] for s in summaries]),
+        "accuracy_min": _stats([min(a["accuracy"] for a in s["accuracy"]) for s in summaries]),
+        "accuracy_time_weighted": _stats([time_weighted_mean(s["accuracy"]) for s in summaries]),
+        "energy_total_j": _stats([s["energy_j"]["total"] for s in summaries]),
+        "energy_maintenance_j": _stats([maintenance(s) for s in summaries]),
+        "energy_maintenance_per_day_j": _stats([maintenance(s) / days for s in summaries]),
+        "pulses": _stats([s["pulses"]["total"] for s in summaries]),
+        "campaigns": _stats([s["campaigns"] for s in summaries]),
+        "decode_errors": _stats([s["decode_errors"] for s in summaries]),
+        "availability": _stats([s["availability"] for s in summaries]),
+        "longest_unavailability_s": _stats([s["longest_unavailability_s"] for s in summaries]),
+    }
+
+
+def compare(scenario: Scenario, specs: Sequence[PolicySpec], seeds: int = 1, workers: int | None = None,
+            progress: Callable[[int, int], None] | None = None) -> dict:
+    """Run every policy with every seed; return the comparison (what compare.json holds)."""
+    tasks = []
+    for spec in specs:
+        for seed in range(scenario.seed, scenario.seed + seeds):
+            tasks.append((scenario.with_overrides(list(spec.overrides) + [f"seed={seed}"]), spec.label, seed))
+    results = run_many(tasks, workers, progress)
+    policies = {}
+    for spec in specs:
+        mine = [r for r in results if r["label"] == spec.label]
+        ok = [r["summary"] for r in mine if r["error"] is None]
+        entry = {"overrides": list(spec.overrides),
+                 "errors": [{"seed": r["seed"], "error": r["error"]} for r in mine if r["error"]]}
+        if ok:
+            entry["policy"] = ok[0]["policy"]
+            entry.update(policy_metrics(ok))
+            entry["accuracy_curves"] = [[a["accuracy"] for a in s["accuracy"]] for s in ok]
+        policies[spec.label] = entry
+    first_ok = next((r["summary"] for r in results if r["summary"]), None)
+    return {"scenario": {"name": scenario.name, "sha256": scenario.sha256()}, "seeds": seeds,
+            "first_seed": scenario.seed, "duration_s": scenario.duration / SECOND,
+            "checkpoints_s": [a["t_s"] for a in first_ok["accuracy"]] if first_ok else [],
+            "policies": policies}
+
+
+CSV_COLUMNS = [("accuracy_start", "mean"), ("accuracy_final", "mean"), ("accuracy_final", "std"),
+               ("accuracy_min", "mean"), ("accuracy_min", "min"), ("accuracy_time_weighted", "mean"),
+               ("accuracy_time_weighted", "std"), ("energy_total_j", "mean"), ("energy_maintenance_j", "mean"),
+               ("energy_maintenance_per_day_j", "mean"), ("pulses", "mean"), ("campaigns", "mean"),
+               ("decode_errors", "mean"), ("availability", "mean"), ("longest_unavailability_s", "max")]
+
+
+def csv_text(result: dict) -> str:
+    header = ["policy"] + [f"{k}_{s}" for k, s in CSV_COLUMNS] + ["errors"]
+    lines = [",".join(header)]
+    for label, entry in result["policies"].items():
+        cells = [label] + [repr(entry[k][s]) if k in entry else "" for k, s in CSV_COLUMNS] + [str(len(entry["errors"]))]
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def pareto_png(result: dict) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    floor = 1e-9  # J/day: zero-energy policies are drawn here on the log axis
+    for label, entry in result["policies"].items():
+        if "energy_maintenance_per_day_j" not in entry:
+            continue
+        x = max(entry["energy_maintenance_per_day_j"]["mean"], floor)
+        y = 100 * entry["accuracy_min"]["mean"]
+        yerr = 100 * entry["accuracy_min"]["std"]
+        ax.errorbar([x], [y], yerr=[yerr], marker="o", capsize=3, label=label)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("maintenance energy per day (J; reads, pulses, off-chip, controller)")
+    ax.set_ylabel(f"minimum accuracy over the deployment (%), mean ± std over {result['seeds']} seeds")
+    ax.set_title(f"{result['scenario']['name']}: energy vs worst-case accuracy")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_compare(result: dict, out_dir: Path, force: bool = False) -> Path:
+    out_dir = prepare_output_dir(Path(out_dir), COMPARE_FILES, force)
+    atomic_write_text(out_dir / "compare.csv", csv_text(result))
+    atomic_write_bytes(out_dir / "pareto.png", pareto_png(result))
+    atomic_write_text(out_dir / "compare.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return out_dir
