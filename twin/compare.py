@@ -60,7 +60,8 @@ def parse_policies(text: str, scenario: Scenario) -> list[PolicySpec]:
 
 
 def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | None]:
-    """A compare YAML: ``scenario: FILE``, ``seeds: N``, ``policies: [{name: ..., label: ..., <params>}]``."""
+    """A compare YAML: ``scenario: FILE``, ``seeds: N``, ``set: [overrides for all]``,
+    ``policies: [{name: ..., label: ..., <policy params>, set: [overrides for this entry]}]``."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -78,8 +79,11 @@ def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | Non
             raise ScenarioError([(f"policies[{i}]", "expected a mapping with at least name:")])
         entry = dict(entry)
         label = str(entry.pop("label", entry["name"]))
+        extra = entry.pop("set", [])  # scenario overrides for this entry only, e.g. network.hwa=true
+        if not isinstance(extra, list):
+            raise ScenarioError([(f"policies[{i}].set", "expected a list of key.path=value strings")])
         overrides = [f"policy.name={entry.pop('name')}"] + [f"policy.{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                                                             for k, v in entry.items()]
+                                                             for k, v in entry.items()] + [str(x) for x in extra]
         scenario.with_overrides(overrides)  # validate now, naming the field, before anything runs
         specs.append(PolicySpec(label, tuple(overrides)))
     seeds = raw.get("seeds")
