@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench accuracy-vs-time clean
+.PHONY: run test bench accuracy-vs-time experiments clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ accuracy-vs-time: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The policy experiments of docs/experiments/ (about half an hour on two cores).
+experiments: $(STAMP)
+	for e in policies-1y intervals policies-10y; do \
+		$(VENV)/bin/twin compare docs/experiments/$$e.yaml --out docs/experiments/results/$$e --force || exit 1; done
+	$(PY) -m twin.experiments.policy_study
 
 bench: $(STAMP)
 	$(PY) bench/run.py

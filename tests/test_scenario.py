@@ -134,7 +134,7 @@ def test_defaults_match_documented_values():
                            "static_power": "1 mW"}
     assert d["network"] == {"architecture": "digits_cnn", "dataset": "digits", "data_path": None,
                             "checkpoint": None, "hwa": False, "epochs": None, "sa_iterations": 1000,
-                            "sa_restarts": 39}
+                            "sa_restarts": 39, "seed": None}
     assert d["policy"] == {"name": "periodic", "interval": "1 d", "gdc": True, "decoder": "drift_aware",
                            "correction_tolerance": 0.25, "max_retries": 1, "order": "index"}
     assert d["checkpoints"] == {"count": 40, "spacing": "log", "start": "1 s"}

@@ -135,10 +135,11 @@ def _warm_cache(tasks: list[tuple[Scenario, str, int]]) -> None:
         network = scenario.network
         if scenario.policy.name == "hybrid":
             network = network.model_copy(update={"hwa": True})
-        key = (network.model_dump_json(), scenario.seed)
+        seed = scenario.seed if network.seed is None else network.seed
+        key = (network.model_dump_json(), seed, scenario.chip.levels)
         if key not in seen:
             seen.add(key)
-            prepare_network(network, scenario.chip.levels, scenario.seed, scenario.evaluation.test_images)
+            prepare_network(network, scenario.chip.levels, seed, scenario.evaluation.test_images)
 
 
 def time_weighted_mean(accuracy: list[dict]) -> float:
@@ -184,9 +185,12 @@ def compare(scenario: Scenario, specs: Sequence[PolicySpec], seeds: int = 1, wor
             progress: Callable[[int, int], None] | None = None) -> dict:
     """Run every policy with every seed; return the comparison (what compare.json holds)."""
     tasks = []
+    # The network (data split, training, quantization) stays that of the first seed: the seeds
+    # vary the chip only, i.e. they are independent programmings of the same deployment.
+    pin = [] if scenario.network.seed is not None else [f"network.seed={scenario.seed}"]
     for spec in specs:
         for seed in range(scenario.seed, scenario.seed + seeds):
-            tasks.append((scenario.with_overrides(list(spec.overrides) + [f"seed={seed}"]), spec.label, seed))
+            tasks.append((scenario.with_overrides(list(spec.overrides) + pin + [f"seed={seed}"]), spec.label, seed))
     results = run_many(tasks, workers, progress)
     policies = {}
     for spec in specs:

@@ -39,7 +39,9 @@ PARAMETERS = {
 
 
 def _tasks(scenario: Scenario, overrides: list[str], seeds: int) -> list:
-    return [(scenario.with_overrides(overrides + [f"seed={seed}"]), "candidate", seed)
+    """One run per seed; the network stays that of the first seed (seeds vary the chip only)."""
+    pin = [] if scenario.network.seed is not None else [f"network.seed={scenario.seed}"]
+    return [(scenario.with_overrides(overrides + pin + [f"seed={seed}"]), "candidate", seed)
             for seed in range(scenario.seed, scenario.seed + seeds)]
 
 

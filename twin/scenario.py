@@ -147,6 +147,9 @@ class NetworkConfig(_Config):
     epochs: int | None = Field(None, ge=1)  # None = the network's default (twin.training)
     sa_iterations: int = Field(1000, ge=1)  # twin.quantize.SASchedule default
     sa_restarts: int = Field(39, ge=0)  # twin.quantize.SASchedule default
+    # seed of the data split, training and quantization; None = the scenario's seed. `twin compare`
+    # pins it to the first seed so that its seeds vary only the chip (programming, reads).
+    seed: int | None = Field(None, ge=0)
 
     @field_validator("data_path", "checkpoint")
     @classmethod

@@ -119,7 +119,8 @@ def build_chip(scenario: Scenario, progress: Callable[[int], None] | None = None
     network_cfg = scenario.network
     if scenario.policy.name == "hybrid" and not network_cfg.hwa:
         network_cfg = network_cfg.model_copy(update={"hwa": True})  # hybrid = HWA weights + self-correction
-    network = prepare_network(network_cfg, chip_cfg.levels, scenario.seed, scenario.evaluation.test_images)
+    network_seed = scenario.seed if network_cfg.seed is None else network_cfg.seed
+    network = prepare_network(network_cfg, chip_cfg.levels, network_seed, scenario.evaluation.test_images)
     geometry = TileGeometry(chip_cfg.rows, chip_cfg.cols, chip_cfg.reference_cells)
     deployment = deploy_levels(network.model, network.quant, geometry, pcm_parameters(scenario))
     needed = deployment.mapping.n_tiles
@@ -128,7 +129,7 @@ def build_chip(scenario: Scenario, progress: Callable[[int], None] | None = None
                                  f"{chip_cfg.cols}, the chip has {chip_cfg.tiles}")
     order = None
     if scenario.policy.order == "sensitivity":
-        order = sensitivity_order(deployment, network.model, network.x_test, network.y_test, scenario.seed)
+        order = sensitivity_order(deployment, network.model, network.x_test, network.y_test, network_seed)
     policy = make_firmware_policy(scenario, order)
     controller = Controller(firmware_config(deployment), policy, scenario.policy.decoder,
                             scenario.policy.correction_tolerance, scenario.policy.max_retries)
