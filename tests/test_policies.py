@@ -1,10 +1,8 @@
 """Each policy's schedule on the tiny noiseless chip: when it probes, when it pulses."""
 
-import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from firmware_model.policies import DriftAware, FullRefresh, GdcOnly, NoCorrection, Periodic, Threshold, make_policy
 from tiny_chip import tiny_chip

@@ -27,7 +27,7 @@ from pydantic_core import PydanticCustomError
 from twin.quantities import (UNITS_REQUIRED, Duration, Energy, Power, duration_label, parse_energy,
                              parse_power)
 from twin.policy_config import POLICY_NAMES, NonePolicy, PeriodicPolicy, Policy, ThresholdPolicy
-from twin.units import DAY, SECOND, YEAR, parse_duration
+from twin.units import SECOND, YEAR, parse_duration
 
 __all__ = [
     "MNIST_FILES", "ScenarioError", "ChipConfig", "DeviceConfig", "PulseGeneratorConfig",
