@@ -65,9 +65,8 @@ def test_compare_cli_writes_one_row_per_policy(tmp_path, capsys):
     assert periodic["seeds"] == [0, 1] and periodic["campaigns"]["mean"] == 2
     assert result["policies"]["none"]["pulses"]["max"] == 0 and result["policies"]["gdc"]["pulses"]["max"] == 0
     assert periodic["energy_maintenance_j"]["mean"] > result["policies"]["gdc"]["energy_maintenance_j"]["mean"]
-    # same seeds, same chip: every policy starts from the same accuracy before its first campaign
-    starts = {label: p["accuracy_start"]["mean"] for label, p in result["policies"].items()}
-    assert len(set(starts.values())) == 1
+    # same seeds, same chip, same evaluation (GDC on for both): the same accuracy before the first campaign
+    assert result["policies"]["gdc"]["accuracy_start"] == periodic["accuracy_start"]
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -91,6 +91,7 @@ class Chip:
     periphery: PeripheryConfig = field(default_factory=PeripheryConfig)
     granularity: str = "campaign"
     progress: Callable[[int], None] | None = None
+    digital_accuracy: float = float("nan")  # the float network's test accuracy, for reports
 
     def __post_init__(self) -> None:
         devices = self.deployment.devices

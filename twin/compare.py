@@ -93,10 +93,13 @@ def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | Non
     return scenario, specs, seeds
 
 
-def _run_one(task: tuple[Scenario, str, int]) -> dict:
-    """Worker: one simulation; a failure is recorded, never raised (a sweep must finish)."""
+def _single_threaded_worker() -> None:
     import torch
-    torch.set_num_threads(1)  # one process per core
+    torch.set_num_threads(1)  # one worker process per core
+
+
+def _run_one(task: tuple[Scenario, str, int]) -> dict:
+    """One simulation; a failure is recorded, never raised (a sweep must finish)."""
     from twin.simulate import simulate
     scenario, label, seed = task
     try:
@@ -118,7 +121,8 @@ def run_many(tasks: list[tuple[Scenario, str, int]], workers: int | None = None,
             if progress:
                 progress(i + 1, len(tasks))
         return results
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=_single_threaded_worker) as pool:
         futures = [pool.submit(_run_one, task) for task in tasks]
         results = []
         for i, future in enumerate(futures):

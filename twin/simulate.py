@@ -137,8 +137,8 @@ def build_chip(scenario: Scenario, progress: Callable[[int], None] | None = None
                 scenario.seed, network.x_test, network.y_test, scenario.checkpoint_times_ns(), scenario.duration,
                 gdc=scenario.policy.gdc, accuracy_samples=scenario.evaluation.accuracy_samples,
                 periphery=PeripheryConfig(enabled=scenario.evaluation.periphery),
-                granularity=scenario.simulation.granularity, progress=progress)
-    chip.digital_accuracy = network.digital_accuracy
+                granularity=scenario.simulation.granularity, progress=progress,
+                digital_accuracy=network.digital_accuracy)
     return chip
 
 

@@ -186,6 +186,8 @@ def train(data: Dataset, config: TrainingConfig, cache_dir: Path | None = None) 
         model.load_state_dict(torch.load(path, weights_only=True))
         from_cache = True
     else:
+        # Bit-identical weights need the same torch thread count (float sums are reordered across
+        # threads); `twin compare` therefore trains in the parent process before spawning workers.
         torch.manual_seed(config.seed)
         base = replace(config, hwa=None)
         model = _train_digital(data, base) if config.hwa is None else _hwa_finetune(
