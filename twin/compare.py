@@ -236,9 +236,7 @@ def csv_text(result: dict) -> str:
 
 
 def pareto_png(result: dict) -> bytes:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from twin.plots import plt, png_bytes
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     energies = [e["energy_maintenance_per_day_j"]["mean"] for e in result["policies"].values()
@@ -258,11 +256,7 @@ def pareto_png(result: dict) -> bytes:
     ax.set_title(f"{result['scenario']['name']}: energy vs worst-case accuracy")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)
 
 
 def write_compare(result: dict, out_dir: Path, force: bool = False) -> Path:

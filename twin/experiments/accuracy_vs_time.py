@@ -8,7 +8,6 @@ Regenerate the committed document with ``make accuracy-vs-time`` (which runs
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -92,9 +91,7 @@ def quant_table(result: dict) -> str:
 
 
 def plot_png(result: dict) -> bytes:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from twin.plots import plt, png_bytes
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, points in result["rows"].items():
@@ -109,11 +106,7 @@ def plot_png(result: dict) -> bytes:
     ax.set_title(f"{result['network']} on {result['dataset']}: accuracy over deployment time")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)
 
 
 def findings(result: dict) -> str:

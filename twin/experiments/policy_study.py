@@ -8,7 +8,6 @@ docs/experiments/{energy-vs-hwa,best-interval,hwa-plus-correction}.md and their 
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import sys
@@ -65,9 +64,7 @@ def policy_table(result: dict, year_days: float) -> str:
 
 
 def curves_png(result: dict, title: str) -> bytes:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from twin.plots import plt, png_bytes
     fig, ax = plt.subplots(figsize=(8, 4.8))
     t = np.array(result["checkpoints_s"])
     for label, p in result["policies"].items():
@@ -84,11 +81,7 @@ def curves_png(result: dict, title: str) -> bytes:
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)
 
 
 def paired(result: dict, a: str, b: str, metric: str = "min") -> tuple[float, float, int]:
