@@ -9,23 +9,21 @@ anchors and aliases (alias bombs), duplicate keys and unknown keys, and reports 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationError, field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 from twin.quantities import (UNITS_REQUIRED, Duration, Energy, Power, duration_label, parse_energy,
                              parse_power)
+from twin.scenario_yaml import ScenarioError, absolute_path, apply_overrides, parse_yaml
 from twin.policy_config import POLICY_NAMES, NonePolicy, PeriodicPolicy, Policy, ThresholdPolicy
 from twin.units import SECOND, YEAR, parse_duration
 
@@ -42,20 +40,8 @@ MNIST_FILES: tuple[str, ...] = ("train-images-idx3-ubyte", "train-labels-idx1-ub
 
 _MNIST_HINT = (f"point it at a folder holding {', '.join(MNIST_FILES)} (raw or .gz), e.g. "
                "`twin run scenarios/paper_mnist.yaml --set network.data_path=/path/to/mnist`")
-_PATH_FIELDS = ("network.data_path", "network.checkpoint")
 
 PositiveDuration = Annotated[Duration, Field(gt=0)]
-
-
-class ScenarioError(ValueError):
-    """Everything wrong with a scenario, as (dotted field path, message) pairs."""
-
-    def __init__(self, errors: Sequence[tuple[str, str]]):
-        self.errors: list[tuple[str, str]] = [(str(p), str(m)) for p, m in errors]
-        super().__init__(self.errors)  # args = (errors,): survives pickling
-
-    def __str__(self) -> str:
-        return "\n".join(f"{path}: {message}" for path, message in self.errors)
 
 
 def _field_error(field: str, message: str) -> PydanticCustomError:
@@ -132,12 +118,6 @@ class EnergyConfig(_Config):
     static_power: Power = parse_power("1 mW")  # assumption
 
 
-def _absolute(path: str | Path, base: Path) -> Path:
-    """``path`` made absolute against ``base`` (``~`` expanded, ``..`` folded)."""
-    p = Path(path).expanduser()
-    return Path(os.path.normpath(p if p.is_absolute() else base / p))
-
-
 class NetworkConfig(_Config):
     architecture: Literal["digits_cnn", "paper_mnist_cnn"] = "digits_cnn"  # assumption: the small default
     dataset: Literal["digits", "mnist"] = "digits"  # scikit-learn's bundled 8x8 digits
@@ -154,7 +134,7 @@ class NetworkConfig(_Config):
     @field_validator("data_path", "checkpoint")
     @classmethod
     def _absolute_path(cls, value: Path | None) -> Path | None:
-        return None if value is None else _absolute(value, Path.cwd())
+        return None if value is None else absolute_path(value, Path.cwd())
 
     @model_validator(mode="after")
     def _consistent(self) -> NetworkConfig:
@@ -266,77 +246,10 @@ class Scenario(_Config):
 
     def with_overrides(self, overrides: Sequence[str]) -> Scenario:
         """A copy with ``key.path=value`` overrides applied and everything re-validated."""
-        return _validate(_apply_overrides(self.resolved_dict(), overrides))
+        return _validate(apply_overrides(self.resolved_dict(), overrides))
 
 
 # ---- loading ---------------------------------------------------------------------------------
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors, aliases (alias bombs) and duplicate keys."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise yaml.composer.ComposerError(
-                None, None, "anchors (&) and aliases (*) are not allowed in scenario files", event.start_mark)
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                key = self.construct_object(key_node)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def _yaml(text: str, where: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        context = f" ({exc.context})" if exc.context else ""
-        raise ScenarioError([(where, f"YAML error at {at}{exc.problem}{context}")]) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError([(where, f"YAML error: {exc}")]) from None
-
-
-def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (values parsed as YAML) to a copy of ``raw``.
-
-    A ``policy.name`` override is applied first, and when it changes the policy the section
-    starts from that policy's defaults. Relative paths given here are relative to the cwd.
-    """
-    raw = copy.deepcopy(raw)
-    parsed = []
-    for text in overrides:
-        key, sep, value_text = text.partition("=")
-        key = key.strip()
-        if not sep or not key or not all(part.strip() for part in key.split(".")):
-            raise ScenarioError([(f"override {text!r}", "malformed: expected key.path=value, e.g. chip.levels=4")])
-        value = _yaml(value_text, f"override {text!r}")
-        if key in _PATH_FIELDS and isinstance(value, str) and value:
-            value = str(_absolute(value, Path.cwd()))
-        parsed.append((key.split("."), value, text))
-    for parts, value, text in sorted(parsed, key=lambda p: p[0] != ["policy", "name"]):
-        if parts == ["policy", "name"] and isinstance(raw.get("policy"), dict) \
-                and raw["policy"].get("name", "periodic") != value:
-            raw["policy"] = {}
-        node = raw
-        for depth, part in enumerate(parts[:-1]):
-            if node.get(part) is None:
-                node[part] = {}
-            if not isinstance(node[part], dict):
-                where = ".".join(parts[:depth + 1])
-                raise ScenarioError([(f"override {text!r}", f"{where} is not a mapping")])
-            node = node[part]
-        node[parts[-1]] = value
-    return raw
-
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -395,7 +308,7 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([(str(path), f"cannot read scenario file: {exc}")]) from None
-    raw = _yaml(text, str(path))
+    raw = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ScenarioError([(str(path), "the top level must be a mapping of sections (name:, chip:, policy: ...)")])
     raw.setdefault("name", path.stem)
@@ -403,8 +316,8 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     if isinstance(network, dict):
         for key in ("data_path", "checkpoint"):
             if isinstance(network.get(key), str) and network[key]:
-                network[key] = str(_absolute(network[key], path.parent.absolute()))
-    return _validate(_apply_overrides(raw, overrides))
+                network[key] = str(absolute_path(network[key], path.parent.absolute()))
+    return _validate(apply_overrides(raw, overrides))
 
 
 def explain(scenario: Scenario) -> str:
