@@ -6,7 +6,7 @@ from pathlib import Path
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware_model"
 
 
-def _imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -20,5 +20,5 @@ def test_firmware_imports_neither_simpy_nor_twin():
     files = sorted(FIRMWARE.rglob("*.py"))
     assert len(files) >= 4
     for path in files:
-        forbidden = _imported_modules(path) & {"simpy", "twin", "torch"}
+        forbidden = imported_modules(path) & {"simpy", "twin", "torch"}
         assert not forbidden, f"{path.name} imports {forbidden}"
