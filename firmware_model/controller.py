@@ -65,6 +65,9 @@ class Controller:
     _tile: int | None = None
     _retries: int = 0
     _pending: TileDecision | None = None
+    _reading: ProbeReading | None = None  # the probe being acted on (kept while waiting for off-chip data)
+    _decoded: DecodeResult | None = None
+    _correct_tile: bool = False  # the policy's verdict on the tile being handled
 
     def __post_init__(self) -> None:
         if not 0 < self.correction_tolerance <= 0.5:
@@ -124,7 +127,8 @@ class Controller:
         self._enter(now_ns, State.DECODE)
         layout = self.config.tiles[reading.tile]
         self._decoded = self.decoder.decode(reading, layout, self.config)
-        if self.policy.uses_offchip and self.policy.should_correct(reading.tile, self._decoded):
+        self._correct_tile = self.policy.should_correct(reading.tile, self._decoded)  # asked once per tile
+        if self.policy.uses_offchip and self._correct_tile:
             # The levels come from the off-chip copy instead of the decoder; the transfer is paid.
             self._reading = reading
             self._enter(now_ns, State.OFFCHIP)
@@ -140,7 +144,7 @@ class Controller:
         for sign in (0, 1):
             levels[sign * n_cells + layout.reference_cells] = layout.reference_levels
         devices = np.zeros(0, dtype=np.int64)
-        corrected = self.policy.should_correct(reading.tile, decoded)
+        corrected = self._correct_tile
         if corrected:
             off = np.abs(reading.devices() - self.config.nominal_conductance(levels))
             needs = decoded.used & (off > self.correction_tolerance * self.config.level_spacing_us)

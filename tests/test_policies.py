@@ -115,3 +115,18 @@ def test_user_policy_errors_name_the_field():
     from twin.scenario import ScenarioError, load_scenario
     with pytest.raises(ScenarioError, match="policy"):
         load_scenario("scenarios/default.yaml", ["policy={class: 'no_such_module:Policy'}"])
+
+
+def test_sensitivity_order_visits_the_most_sensitive_layers_first():
+    from twin.deploy import layer_sensitivity
+    from twin.scenario import load_scenario
+    from twin.simulate import build_chip
+    scenario = load_scenario("scenarios/default.yaml", ["network.sa_iterations=200", "network.sa_restarts=2",
+                                                        "policy.order=sensitivity"])
+    chip = build_chip(scenario)
+    order = chip.controller.policy.tiles(0, len(chip.tiles))
+    assert sorted(order) == list(range(len(chip.tiles)))
+    loss = layer_sensitivity(chip.deployment.model, chip.x_test, chip.y_test, seed=scenario.seed)
+    layers = chip.deployment.mapping.layers
+    tile_loss = [next(loss[name] for name, layer in layers.items() if tile in layer.tiles) for tile in order]
+    assert tile_loss == sorted(tile_loss, reverse=True) and tile_loss[0] > tile_loss[-1]

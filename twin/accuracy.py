@@ -11,7 +11,6 @@ sum(reference targets) / sum(reference read-back) of its reference cells.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -187,7 +186,3 @@ def accuracy_over_time(deployment: Deployment, x: torch.Tensor, y: torch.Tensor,
             samples[i].append(accuracy_of(deployment, weights, x, y, periphery, generator))
     return [AccuracyPoint(t, float(np.mean(s)), float(np.std(s, ddof=1)) if len(s) > 1 else 0.0, tuple(s))
             for t, s in zip(times_ns, samples)]
-
-
-def binomial_standard_error(accuracy: float, n: int) -> float:
-    return math.sqrt(max(accuracy * (1 - accuracy), 1e-12) / n)

@@ -111,7 +111,6 @@ class Chip:
         self.checkpoints: list[CheckpointRecord] = []
         self.campaigns = 0
         self.deployed_at_ns = 0
-        self.halted: str | None = None
 
     # --- processes ----------------------------------------------------------------------
     def run(self) -> None:
@@ -204,8 +203,7 @@ class Chip:
                 yield self.env.timeout(self.ledger.charge_controller(steps))
             observation = None
             if isinstance(command, Halt):
-                self.halted = command.reason
-                return
+                return  # the policy schedules nothing more
             if isinstance(command, Wait):
                 self.ledger.campaign = None
                 yield self.env.timeout(max(0, command.until_ns - self.env.now))

@@ -134,13 +134,11 @@ def run_many(tasks: list[tuple[Scenario, str, int]], workers: int | None = None,
 
 def _warm_cache(tasks: list[tuple[Scenario, str, int]]) -> None:
     """Train each distinct network once here, so workers only load it from the cache."""
+    from twin.simulate import network_config
     from twin.toolchain import prepare_network
     seen = set()
     for scenario, _, _ in tasks:
-        network = scenario.network
-        if scenario.policy.name == "hybrid":
-            network = network.model_copy(update={"hwa": True})
-        seed = scenario.seed if network.seed is None else network.seed
+        network, seed = network_config(scenario)
         key = (network.model_dump_json(), seed, scenario.chip.levels)
         if key not in seen:
             seen.add(key)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 __all__ = ["TileGeometry", "LayerPlacement", "ChipMapping", "LevelEncoding", "SinglePairEncoding",
-           "layer_matrix", "matrix_to_weight", "reference_levels"]
+           "layer_matrix", "reference_levels"]
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,6 @@ class TileGeometry:
 def layer_matrix(weight: np.ndarray) -> np.ndarray:
     """A layer's crossbar matrix: (out, fan_in)."""
     return weight.reshape(weight.shape[0], -1)
-
-
-def matrix_to_weight(matrix: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    return matrix.reshape(shape)
 
 
 def reference_levels(count: int, levels: int) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from twin.mapping import TileGeometry
 from twin.pcm import PCMParameters
 from twin.program_verify import PulseParameters
 from twin.policy_config import CustomPolicy, load_policy_class
-from twin.scenario import Scenario
+from twin.scenario import NetworkConfig, Scenario
 from twin.toolchain import prepare_network
 from twin.units import SECOND
 
@@ -114,12 +113,18 @@ def sensitivity_order(deployment, model, x, y, seed: int) -> list[int]:
     return [tile for layer in layers for tile in layer.tiles]
 
 
-def build_chip(scenario: Scenario, progress: Callable[[int], None] | None = None) -> Chip:
-    chip_cfg = scenario.chip
+def network_config(scenario: Scenario) -> tuple[NetworkConfig, int]:
+    """The network a scenario deploys and the seed of its data, training and quantization
+    (the ``hybrid`` policy deploys the HWA-trained network)."""
     network_cfg = scenario.network
     if scenario.policy.name == "hybrid" and not network_cfg.hwa:
-        network_cfg = network_cfg.model_copy(update={"hwa": True})  # hybrid = HWA weights + self-correction
-    network_seed = scenario.seed if network_cfg.seed is None else network_cfg.seed
+        network_cfg = network_cfg.model_copy(update={"hwa": True})
+    return network_cfg, scenario.seed if network_cfg.seed is None else network_cfg.seed
+
+
+def build_chip(scenario: Scenario, progress: Callable[[int], None] | None = None) -> Chip:
+    chip_cfg = scenario.chip
+    network_cfg, network_seed = network_config(scenario)
     network = prepare_network(network_cfg, chip_cfg.levels, network_seed, scenario.evaluation.test_images)
     geometry = TileGeometry(chip_cfg.rows, chip_cfg.cols, chip_cfg.reference_cells)
     deployment = deploy_levels(network.model, network.quant, geometry, pcm_parameters(scenario))
@@ -168,10 +173,8 @@ def simulate(scenario: Scenario, progress: Callable[[int], None] | None = None) 
 
 def collect(scenario: Scenario, chip: Chip, wall_s: float) -> Result:
     ledger = chip.ledger
-    energy = ledger.energy()
+    energy_j = ledger.energy()  # the components and their fsum
     counts = ledger.counts
-    energy_j = {c: energy[c] for c in ENERGY_COMPONENTS}
-    energy_j["total"] = math.fsum(energy_j.values())
     timeline = [{"t_s": c.t_ns / SECOND, "accuracy": c.accuracy, "accuracy_std": c.accuracy_std,
                  "campaigns": c.campaigns, "pulses": c.pulses, "energy_j": c.energy_j} for c in chip.checkpoints]
     campaigns = []
@@ -206,7 +209,7 @@ def collect(scenario: Scenario, chip: Chip, wall_s: float) -> Result:
         "pulses": {"total": counts["partial_set"] + counts["reset"], "partial_set": counts["partial_set"],
                    "reset": counts["reset"], "max_per_device": int(maintenance.max()) if maintenance.numel() else 0},
         "initial_programming": {"duration_s": chip.deployed_at_ns / SECOND,
-                                "energy_j": energy["initial_programming"],
+                                "energy_j": energy_j["initial_programming"],
                                 "partial_set": counts["initial_partial_set"], "reset": counts["initial_reset"]},
         "reads": {"probe_rows": counts["probe_row_reads"], "verify_rows": counts["verify_row_reads"]},
         "controller_steps": counts["controller_steps"],

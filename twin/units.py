@@ -3,8 +3,8 @@
 The simulation clock is an integer count of nanoseconds: a float clock in seconds
 loses nanosecond resolution after a few months, while int64 nanoseconds reach
 292 years exactly. Every duration a user writes ("250 ns", "1 mo", "10 y") passes
-through :func:`parse_duration`; every conversion back to seconds goes through
-:func:`ns_to_s`.
+through :func:`parse_duration`; seconds appear only inside physics formulas and reports
+(``ns / SECOND``), never on the clock.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 __all__ = [
     "NS", "US", "MS", "SECOND", "MINUTE", "HOUR", "DAY", "WEEK", "MONTH", "YEAR",
-    "UNITS_NS", "parse_duration", "format_duration", "ns_to_s", "s_to_ns",
+    "UNITS_NS", "parse_duration", "format_duration",
 ]
 
 NS = 1
@@ -68,16 +68,6 @@ def parse_duration(text: str | int) -> int:
     if value != value.to_integral_value():
         raise ValueError(f"duration {text!r} is not a whole number of nanoseconds")
     return int(value)
-
-
-def ns_to_s(ns: int) -> float:
-    """Nanoseconds to float seconds (for physics formulas and reports, never for the clock)."""
-    return ns / SECOND
-
-
-def s_to_ns(seconds: float) -> int:
-    """Float seconds to the nearest integer nanosecond."""
-    return int(round(Decimal(repr(float(seconds))) * SECOND))
 
 
 _FORMAT_ORDER = [("y", YEAR), ("mo", MONTH), ("d", DAY), ("h", HOUR), ("min", MINUTE),
