@@ -18,7 +18,7 @@ run: $(STAMP)
 
 # Regenerates docs/results/accuracy-vs-time.{md,png,json} in place.
 accuracy-vs-time: $(STAMP)
-	$(PY) -m twin.experiments.accuracy_vs_time --out docs/results --force
+	$(PY) -m twin.study.experiments.accuracy_vs_time --out docs/results --force
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -27,7 +27,7 @@ test: $(STAMP)
 experiments: $(STAMP)
 	for e in policies-1y intervals policies-10y; do \
 		$(VENV)/bin/twin compare docs/experiments/$$e.yaml --out docs/experiments/results/$$e --force || exit 1; done
-	$(PY) -m twin.experiments.policy_study
+	$(PY) -m twin.study.experiments.policy_study
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import cProfile, sys, time
-from twin.scenario import load_scenario
+from twin.scenario.schema import load_scenario
 from twin.simulate import simulate
 scenario = load_scenario(sys.argv[1])
 simulate(scenario)  # warm caches: trained network, imports
@@ -69,7 +69,7 @@ def scenario_figures(scenario: str) -> dict:
 
 
 def read_throughput(n: int = 1 << 21, repeats: int = 7) -> dict:
-    from twin.pcm import DeviceArray, PCMStatistics
+    from twin.device.pcm import DeviceArray, PCMStatistics
     from twin.units import DAY
     devices = DeviceArray(8, PCMStatistics(), torch.randint(0, 9, (n,), generator=torch.Generator().manual_seed(0)))
     devices.program(0, torch.Generator().manual_seed(1))

@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from twin.data import load_digits
-from twin.training import TrainingConfig, train
+from twin.toolchain.data import load_digits
+from twin.toolchain.training import TrainingConfig, train
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from twin.accuracy import PeripheryConfig, accuracy_over_time, analog_forward, gdc_scale
-from twin.deploy import deploy_levels, quantize_network, quantized_model
-from twin.mapping import TileGeometry
-from twin.networks import crossbar_layers
-from twin.quantize import AnnealSchedule
+from twin.toolchain.readout import PeripheryConfig, accuracy_over_time, analog_forward, gdc_scale
+from twin.toolchain.deploy import deploy_levels, quantize_network, quantized_model
+from twin.toolchain.mapping import TileGeometry
+from twin.toolchain.networks import crossbar_layers
+from twin.toolchain.quantize import AnnealSchedule
 from twin.units import DAY, SECOND, YEAR
 
 FAST_SA = AnnealSchedule(iterations=500, restarts=1)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from twin.ledger import ENERGY_COMPONENTS
+from twin.chip.ledger import ENERGY_COMPONENTS
 from tiny_chip import tiny_chip
 
 PJ = 1e-12
@@ -91,11 +91,11 @@ def test_energy_is_conserved_across_records():
 
 
 def test_pulse_mode_agrees_with_campaign_mode():
-    from twin.pcm import PCMParameters
-    from twin.program_verify import PulseParameters
-    from twin.mapping import TileGeometry
-    from twin.deploy import LayerQuantization
-    from twin.quantize import QuantSteps
+    from twin.device.pcm import PCMParameters
+    from twin.device.program_verify import PulseParameters
+    from twin.toolchain.mapping import TileGeometry
+    from twin.toolchain.deploy import LayerQuantization
+    from twin.toolchain.quantize import QuantSteps
     rng = np.random.default_rng(0)
     k_plus = rng.integers(0, 9, (4, 6)).astype(np.int16)
     k_minus = rng.integers(0, 9, (4, 6)).astype(np.int16)

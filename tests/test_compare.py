@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from twin.cli import main
-from twin.compare import parse_policies, time_weighted_mean
-from twin.scenario import ScenarioError, load_scenario
+from twin.study.compare import parse_policies, time_weighted_mean
+from twin.scenario.schema import ScenarioError, load_scenario
 from twin.simulate import build_chip
 
 SHORT = ["duration=3 d", "checkpoints.count=3", "evaluation.accuracy_samples=1", "network.sa_iterations=200",

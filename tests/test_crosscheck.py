@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from twin.accuracy import accuracy_over_time
-from twin.aihwkit_bridge import aihwkit_accuracy
-from twin.deploy import deploy_single_pair
-from twin.mapping import TileGeometry
+from twin.toolchain.readout import accuracy_over_time
+from twin.toolchain.aihwkit_bridge import aihwkit_accuracy
+from twin.toolchain.deploy import deploy_single_pair
+from twin.toolchain.mapping import TileGeometry
 from twin.units import DAY, HOUR, SECOND
 
 REPEATS = 12

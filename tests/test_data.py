@@ -1,4 +1,4 @@
-"""Tests for twin.data: digits split, IDX reading, MNIST loading and error messages."""
+"""Tests for twin.toolchain.data: digits split, IDX reading, MNIST loading and error messages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from twin.data import (
+from twin.toolchain.data import (
     MNIST_FILES,
     Dataset,
     DatasetError,

@@ -17,7 +17,7 @@ import torch
 from firmware_model.decoder import (DecodeResult, DriftAwareDecoder, NearestMultipleDecoder,
                                     make_decoder)
 from firmware_model.interface import FirmwareConfig, ProbeReading, TileLayout
-from twin.pcm import DeviceArray, PCMParameters, PCMStatistics
+from twin.device.pcm import DeviceArray, PCMParameters, PCMStatistics
 from twin.units import DAY, HOUR, SECOND, YEAR
 
 G_MAX = 25.0

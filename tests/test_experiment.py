@@ -1,6 +1,6 @@
 """The first-result command's input handling (the full run is `make accuracy-vs-time`)."""
 
-from twin.experiments import accuracy_vs_time
+from twin.study.experiments import accuracy_vs_time
 
 
 def test_missing_mnist_folder_is_a_clear_error(tmp_path, capsys):

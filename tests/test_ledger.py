@@ -1,6 +1,6 @@
 import math
 
-from twin.ledger import ENERGY_COMPONENTS, CampaignRecord, CostModel, Ledger
+from twin.chip.ledger import ENERGY_COMPONENTS, CampaignRecord, CostModel, Ledger
 
 COSTS = CostModel(read_cycle_ns=100, partial_set_ns=150, reset_ns=40, controller_step_ns=1000, mvm_ns=130,
                   offchip_per_byte_ns=1, read_per_device_j=2e-12, partial_set_j=5e-12, reset_j=16.82e-12,

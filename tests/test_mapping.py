@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from twin.mapping import ChipMapping, LevelEncoding, SinglePairEncoding, TileGeometry, layer_matrix
+from twin.toolchain.mapping import ChipMapping, LevelEncoding, SinglePairEncoding, TileGeometry, layer_matrix
 
 SHAPES = {"conv1": (8, 1, 3, 3), "conv2": (12, 8, 3, 3), "fc": (10, 48)}
 

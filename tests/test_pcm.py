@@ -4,7 +4,7 @@ import torch
 import pytest
 from aihwkit.inference.noise.pcm import PCMLikeNoiseModel
 
-from twin.pcm import DeviceArray, PCMStatistics
+from twin.device.pcm import DeviceArray, PCMStatistics
 from twin.units import DAY, HOUR, YEAR, SECOND
 
 N = 200_000

@@ -100,7 +100,7 @@ def test_make_policy_rejects_unknown_names_and_bad_parameters():
 
 
 def test_user_policy_class_from_the_docs_runs(tmp_path, monkeypatch):
-    from twin.scenario import load_scenario
+    from twin.scenario.schema import load_scenario
     from twin.simulate import simulate
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "docs" / "examples"))
     scenario = load_scenario("scenarios/default.yaml", [
@@ -112,14 +112,14 @@ def test_user_policy_class_from_the_docs_runs(tmp_path, monkeypatch):
 
 
 def test_user_policy_errors_name_the_field():
-    from twin.scenario import ScenarioError, load_scenario
+    from twin.scenario.schema import ScenarioError, load_scenario
     with pytest.raises(ScenarioError, match="policy"):
         load_scenario("scenarios/default.yaml", ["policy={class: 'no_such_module:Policy'}"])
 
 
 def test_sensitivity_order_visits_the_most_sensitive_layers_first():
-    from twin.deploy import layer_sensitivity
-    from twin.scenario import load_scenario
+    from twin.toolchain.deploy import layer_sensitivity
+    from twin.scenario.schema import load_scenario
     from twin.simulate import build_chip
     scenario = load_scenario("scenarios/default.yaml", ["network.sa_iterations=200", "network.sa_restarts=2",
                                                         "policy.order=sensitivity"])

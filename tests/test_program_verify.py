@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from twin.pcm import DeviceArray, PCMParameters, PCMStatistics
-from twin.program_verify import ProgramVerifySession, PulseParameters, RoundOutcome
+from twin.device.pcm import DeviceArray, PCMParameters, PCMStatistics
+from twin.device.program_verify import ProgramVerifySession, PulseParameters, RoundOutcome
 from twin.units import DAY, HOUR
 
 K = 8

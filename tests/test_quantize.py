@@ -1,4 +1,4 @@
-"""Tests for twin.quantize: differential-pair quantization and SA step tuning."""
+"""Tests for twin.toolchain.quantize: differential-pair quantization and SA step tuning."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from twin.quantize import (
+from twin.toolchain.quantize import (
     AnnealSchedule,
     QuantSteps,
     allowed_values,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from twin.quantities import format_energy, format_power, parse_energy, parse_power
-from twin.scenario import (MNIST_FILES, CheckpointsConfig, NonePolicy, PeriodicPolicy, Scenario,
+from twin.scenario.quantities import format_energy, format_power, parse_energy, parse_power
+from twin.scenario.schema import (MNIST_FILES, CheckpointsConfig, NonePolicy, PeriodicPolicy, Scenario,
                            ScenarioError, ThresholdPolicy, explain, load_scenario)
 from twin.units import DAY, HOUR, MONTH, SECOND, YEAR, parse_duration
 
@@ -108,7 +108,7 @@ def test_network_consistency_and_checkpoint(tmp_path):
 
 
 def test_mnist_files_match_data_module():
-    from twin.data import MNIST_FILES as DATA_FILES
+    from twin.toolchain.data import MNIST_FILES as DATA_FILES
     assert MNIST_FILES == DATA_FILES
 
 
@@ -373,7 +373,7 @@ def test_docs_full_example_loads(tmp_path):
 
 
 def test_pulse_generator_defaults_are_the_calibrated_ones():
-    from twin.program_verify import PulseParameters
+    from twin.device.program_verify import PulseParameters
     from twin.simulate import pulse_parameters
-    from twin.scenario import Scenario
+    from twin.scenario.schema import Scenario
     assert pulse_parameters(Scenario(name="x")) == PulseParameters()

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from twin.search import Evaluation, SearchResult, format_result, result_to_json, search
+from twin.study.search import Evaluation, SearchResult, format_result, result_to_json, search
 
 
 class Counted:

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from twin.scenario import load_scenario
+from twin.scenario.schema import load_scenario
 from twin.simulate import build_chip, collect, simulate, write_outputs
 
 SHORT = ["duration=3 d", "checkpoints.count=4", "evaluation.accuracy_samples=2", "network.sa_iterations=200",

@@ -1,7 +1,7 @@
 import torch
 
-from twin.networks import build_network, count_parameters, crossbar_layers
-from twin.training import TrainingConfig, small_weight_penalty, train
+from twin.toolchain.networks import build_network, count_parameters, crossbar_layers
+from twin.toolchain.training import TrainingConfig, small_weight_penalty, train
 
 
 def test_networks_have_the_specified_sizes():

@@ -8,13 +8,13 @@ from torch import nn
 
 from firmware_model.controller import Controller
 from firmware_model.policies import Periodic
-from twin.chip import Chip, CountingEnvironment, firmware_config
-from twin.deploy import LayerQuantization, deploy_levels
-from twin.ledger import CostModel
-from twin.mapping import TileGeometry
-from twin.pcm import PCMParameters
-from twin.program_verify import PulseParameters
-from twin.quantize import QuantSteps
+from twin.chip.chip import Chip, CountingEnvironment, firmware_config
+from twin.toolchain.deploy import LayerQuantization, deploy_levels
+from twin.chip.ledger import CostModel
+from twin.toolchain.mapping import TileGeometry
+from twin.device.pcm import PCMParameters
+from twin.device.program_verify import PulseParameters
+from twin.toolchain.quantize import QuantSteps
 
 COSTS = CostModel(read_cycle_ns=100, partial_set_ns=150, reset_ns=40, controller_step_ns=1000, mvm_ns=0,
                   offchip_per_byte_ns=0, read_per_device_j=2e-12, partial_set_j=5e-12, reset_j=10e-12, mvm_j=0.0,

@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
-    from twin.scenario import load_scenario
+    from twin.scenario.schema import load_scenario
     overrides = list(args.overrides)
     if getattr(args, "seed", None) is not None:
         overrides.append(f"seed={args.seed}")
@@ -66,7 +66,7 @@ def _load(args):
 
 
 def _validate(args) -> int:
-    from twin.scenario import explain
+    from twin.scenario.schema import explain
     scenario = _load(args)
     print(explain(scenario))
     print("valid")
@@ -127,8 +127,8 @@ def _stamp() -> str:
 
 def _compare(args) -> int:
     from twin.atomic import prepare_output_dir
-    from twin.compare import COMPARE_FILES, compare, csv_text, load_compare_file, parse_policies, write_compare
-    from twin.scenario import ScenarioError, load_scenario
+    from twin.study.compare import COMPARE_FILES, compare, csv_text, load_compare_file, parse_policies, write_compare
+    from twin.scenario.schema import ScenarioError, load_scenario
     text = args.scenario.read_text() if args.scenario.is_file() else ""
     if "policies:" in text and "scenario:" in text:
         scenario, specs, seeds = load_compare_file(args.scenario)
@@ -156,9 +156,9 @@ def _compare(args) -> int:
 def _optimize(args) -> int:
     import json
     from twin.atomic import atomic_write_text, prepare_output_dir
-    from twin.optimize import PARAMETERS, optimize
-    from twin.scenario import ScenarioError, load_scenario
-    from twin.search import format_result, result_to_json
+    from twin.study.optimize import PARAMETERS, optimize
+    from twin.scenario.schema import ScenarioError, load_scenario
+    from twin.study.search import format_result, result_to_json
     from twin.units import parse_duration
     scenario = load_scenario(args.scenario, args.overrides)
     parameter = PARAMETERS[args.policy]
@@ -190,8 +190,8 @@ def _optimize(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from twin.atomic import OutputExistsError
-    from twin.data import DatasetError
-    from twin.scenario import ScenarioError
+    from twin.toolchain.data import DatasetError
+    from twin.scenario.schema import ScenarioError
     from twin.simulate import ScenarioBuildError
     try:
         return {"run": _run, "validate": _validate, "compare": _compare, "optimize": _optimize}[args.command](args)

@@ -17,17 +17,17 @@ import yaml
 
 from firmware_model.controller import Controller
 from firmware_model.policies import make_policy
-from twin.accuracy import PeripheryConfig
+from twin.toolchain.readout import PeripheryConfig
 from twin.atomic import atomic_write_text, prepare_output_dir
-from twin.chip import Chip, CountingEnvironment, firmware_config
-from twin.deploy import deploy_levels, layer_sensitivity
-from twin.ledger import ENERGY_COMPONENTS, CostModel
-from twin.mapping import TileGeometry
-from twin.pcm import PCMParameters
-from twin.program_verify import PulseParameters
-from twin.policy_config import CustomPolicy, load_policy_class
-from twin.scenario import NetworkConfig, Scenario
-from twin.toolchain import prepare_network
+from twin.chip.chip import Chip, CountingEnvironment, firmware_config
+from twin.toolchain.deploy import deploy_levels, layer_sensitivity
+from twin.chip.ledger import ENERGY_COMPONENTS, CostModel
+from twin.toolchain.mapping import TileGeometry
+from twin.device.pcm import PCMParameters
+from twin.device.program_verify import PulseParameters
+from twin.scenario.policies import CustomPolicy, load_policy_class
+from twin.scenario.schema import NetworkConfig, Scenario
+from twin.toolchain.prepare import prepare_network
 from twin.units import SECOND
 
 __all__ = ["Result", "SCHEMA_VERSION", "OUTPUT_FILES", "build_chip", "simulate", "write_outputs", "ScenarioBuildError"]

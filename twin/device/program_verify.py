@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from twin.pcm import DeviceArray
+from twin.device.pcm import DeviceArray
 
 __all__ = ["PulseParameters", "RoundOutcome", "SessionResult", "ProgramVerifySession"]
 

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from twin.accuracy import Deployment
-from twin.mapping import ChipMapping, LevelEncoding, SinglePairEncoding, TileGeometry
-from twin.networks import crossbar_layers
-from twin.pcm import DeviceArray, PCMParameters, PCMStatistics
-from twin.quantize import AnnealSchedule, QuantReport, QuantSteps, compare_quantizers, dequantize, quantize
+from twin.toolchain.readout import Deployment
+from twin.toolchain.mapping import ChipMapping, LevelEncoding, SinglePairEncoding, TileGeometry
+from twin.toolchain.networks import crossbar_layers
+from twin.device.pcm import DeviceArray, PCMParameters, PCMStatistics
+from twin.toolchain.quantize import AnnealSchedule, QuantReport, QuantSteps, compare_quantizers, dequantize, quantize
 
 __all__ = ["LayerQuantization", "quantize_network", "quantized_model", "deploy_levels", "deploy_single_pair"]
 

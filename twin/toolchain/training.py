@@ -25,8 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from twin.data import Dataset
-from twin.networks import build_network, crossbar_layers
+from twin.toolchain.data import Dataset
+from twin.toolchain.networks import build_network, crossbar_layers
 
 __all__ = ["TrainingConfig", "HWAConfig", "default_training", "TrainedModel", "train", "evaluate_digital",
            "default_cache_dir"]
@@ -152,7 +152,7 @@ def _train_digital(data: Dataset, config: TrainingConfig) -> nn.Sequential:
 
 def _hwa_finetune(model: nn.Sequential, data: Dataset, config: TrainingConfig) -> nn.Sequential:
     """Fine-tune with aihwkit's torch inference tiles and noise injection; return a digital copy."""
-    from twin.aihwkit_bridge import hwa_rpu_config, analog_to_digital
+    from twin.toolchain.aihwkit_bridge import hwa_rpu_config, analog_to_digital
     from aihwkit.nn.conversion import convert_to_analog
     from aihwkit.optim import AnalogSGD
 

@@ -1,7 +1,7 @@
 """First result: accuracy over deployment time, without and with the simple remedies.
 
 Regenerate the committed document with ``make accuracy-vs-time`` (which runs
-``python -m twin.experiments.accuracy_vs_time --out docs/results --force``). Without
+``python -m twin.study.experiments.accuracy_vs_time --out docs/results --force``). Without
 ``--out`` the results go to a new folder ``runs/accuracy-vs-time/<UTC timestamp>/``.
 """
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.accuracy import PeripheryConfig, accuracy_over_time
+from twin.toolchain.readout import PeripheryConfig, accuracy_over_time
 from twin.atomic import OutputExistsError, atomic_write_bytes, atomic_write_text, prepare_output_dir
-from twin.data import DatasetError, load_dataset
-from twin.deploy import deploy_levels, deploy_single_pair, quantize_network, quantized_model
-from twin.mapping import TileGeometry
-from twin.training import HWAConfig, default_training, evaluate_digital, train
+from twin.toolchain.data import DatasetError, load_dataset
+from twin.toolchain.deploy import deploy_levels, deploy_single_pair, quantize_network, quantized_model
+from twin.toolchain.mapping import TileGeometry
+from twin.toolchain.training import HWAConfig, default_training, evaluate_digital, train
 from twin.units import DAY, MONTH, SECOND, HOUR, YEAR, format_duration
 
 TIMES_NS = [SECOND, HOUR, DAY, MONTH, YEAR, 10 * YEAR]
@@ -91,7 +91,7 @@ def quant_table(result: dict) -> str:
 
 
 def plot_png(result: dict) -> bytes:
-    from twin.plots import plt, png_bytes
+    from twin.report.plots import plt, png_bytes
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, points in result["rows"].items():
@@ -134,7 +134,7 @@ def markdown(result: dict) -> str:
     return f"""# Accuracy over deployment time
 
 Regenerate with `make accuracy-vs-time` (runs
-`python -m twin.experiments.accuracy_vs_time --out docs/results --force`; {result['wall_s']} s here
+`python -m twin.study.experiments.accuracy_vs_time --out docs/results --force`; {result['wall_s']} s here
 with {'trained networks from the cache' if result['training']['from_cache'] else 'a cold training cache'}).
 
 Network `{result['network']}` on `{result['dataset']}` ({result['test_images']} test images), seed

@@ -7,11 +7,11 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from twin.data import Dataset, load_dataset
-from twin.deploy import LayerQuantization, quantize_network
-from twin.networks import build_network
-from twin.quantize import AnnealSchedule
-from twin.training import HWAConfig, default_training, evaluate_digital, train
+from twin.toolchain.data import Dataset, load_dataset
+from twin.toolchain.deploy import LayerQuantization, quantize_network
+from twin.toolchain.networks import build_network
+from twin.toolchain.quantize import AnnealSchedule
+from twin.toolchain.training import HWAConfig, default_training, evaluate_digital, train
 
 __all__ = ["PreparedNetwork", "prepare_network"]
 

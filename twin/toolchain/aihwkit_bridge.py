@@ -16,7 +16,7 @@ from aihwkit.nn.conversion import convert_to_analog
 from aihwkit.simulator.configs import TorchInferenceRPUConfig
 from aihwkit.simulator.parameters.enums import WeightModifierType, WeightNoiseType
 
-from twin.networks import crossbar_layers
+from twin.toolchain.networks import crossbar_layers
 
 __all__ = ["hwa_rpu_config", "crosscheck_rpu_config", "analog_to_digital", "aihwkit_accuracy"]
 

@@ -17,10 +17,10 @@ import simpy
 import torch
 
 from firmware_model.interface import ProgramReport
-from twin.ledger import Ledger
-from twin.pcm import DeviceArray
-from twin.program_verify import ProgramVerifySession, PulseParameters, RoundOutcome
-from twin.tile import CrossbarTile
+from twin.chip.ledger import Ledger
+from twin.device.pcm import DeviceArray
+from twin.device.program_verify import ProgramVerifySession, PulseParameters, RoundOutcome
+from twin.chip.tile import CrossbarTile
 
 __all__ = ["PulseGenerator"]
 

@@ -2,7 +2,7 @@
 
 Reproduce everything with ``make experiments``: it runs the three comparisons
 (docs/experiments/{policies-1y,intervals,policies-10y}.yaml) and then this report
-(``python -m twin.experiments.policy_study``), which rewrites
+(``python -m twin.study.experiments.policy_study``), which rewrites
 docs/experiments/{energy-vs-hwa,best-interval,hwa-plus-correction}.md and their plots.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.atomic import atomic_write_bytes, atomic_write_text
-from twin.compare import load_compare_file, write_compare
+from twin.study.compare import load_compare_file, write_compare
 
 HERE = Path("docs/experiments")
 RESULTS = HERE / "results"
@@ -64,7 +64,7 @@ def policy_table(result: dict, year_days: float) -> str:
 
 
 def curves_png(result: dict, title: str) -> bytes:
-    from twin.plots import plt, png_bytes
+    from twin.report.plots import plt, png_bytes
     fig, ax = plt.subplots(figsize=(8, 4.8))
     t = np.array(result["checkpoints_s"])
     for label, p in result["policies"].items():
@@ -133,7 +133,7 @@ def main() -> int:
     text = f"""# Experiment 1: the energy of self-correction against HWA + GDC, over 1 and 10 years
 
 Reproduce: `{COMMAND}` (the comparisons `docs/experiments/policies-1y.yaml` with {one['seeds']} seeds and
-`policies-10y.yaml` with {ten['seeds'] if ten else '-'} seeds, then `python -m twin.experiments.policy_study`).
+`policies-10y.yaml` with {ten['seeds'] if ten else '-'} seeds, then `python -m twin.study.experiments.policy_study`).
 Digits CNN, 3 tiles of 256 x 256, K = 8 levels unless noted, IBM PCM statistics, program-and-verify
 calibrated to aihwkit's programming noise. Accuracy in %, mean ± 95% confidence half-width over
 seeds (each seed is an independent programming of the chip; the same seeds for every policy). *Maintenance
@@ -199,7 +199,7 @@ that refreshes its GDC factor more often.
 
 Reproduce: `{COMMAND}` (the comparison `docs/experiments/intervals.yaml`: periodic correction with
 the drift-aware decoder and GDC at seven intervals, {n} seeds = {n} independent programmings per
-point, one year, then `python -m twin.experiments.policy_study`). The digits test split has 360
+point, one year, then `python -m twin.study.experiments.policy_study`). The digits test split has 360
 images: one image is 0.28 points. The t = 0 accuracy (first checkpoint, 1 s, mean over all runs)
 is {pct(start)}%.
 

@@ -1,7 +1,7 @@
 """Scenario files: one YAML file describes one experiment of the twin (see docs/scenarios.md).
 
 Every number with a unit is written with its unit ("250 ns", "16.82 pJ", "1 mW") and held as
-int nanoseconds, float joules or float watts (:mod:`twin.quantities`). Every default names its
+int nanoseconds, float joules or float watts (:mod:`twin.scenario.quantities`). Every default names its
 published source or says "assumption" (the full table is in docs/scenarios.md). Loading refuses YAML
 anchors and aliases (alias bombs), duplicate keys and unknown keys, and reports every problem as
 ``dotted.field.path: message`` in one :class:`ScenarioError`.
@@ -21,10 +21,10 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
                       ValidationError, field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
-from twin.quantities import (UNITS_REQUIRED, Duration, Energy, Power, duration_label, parse_energy,
+from twin.scenario.quantities import (UNITS_REQUIRED, Duration, Energy, Power, duration_label, parse_energy,
                              parse_power)
-from twin.scenario_yaml import ScenarioError, absolute_path, apply_overrides, parse_yaml
-from twin.policy_config import POLICY_NAMES, NonePolicy, PeriodicPolicy, Policy, ThresholdPolicy
+from twin.scenario.loader import ScenarioError, absolute_path, apply_overrides, parse_yaml
+from twin.scenario.policies import POLICY_NAMES, NonePolicy, PeriodicPolicy, Policy, ThresholdPolicy
 from twin.units import SECOND, YEAR, parse_duration
 
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
 
 MNIST_FILES: tuple[str, ...] = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-"""Same names as ``twin.data.MNIST_FILES`` (not imported from there: twin.data pulls in torch)."""
+"""Same names as ``twin.toolchain.data.MNIST_FILES`` (not imported from there: twin.toolchain.data pulls in torch)."""
 
 _MNIST_HINT = (f"point it at a folder holding {', '.join(MNIST_FILES)} (raw or .gz), e.g. "
                "`twin run scenarios/paper_mnist.yaml --set network.data_path=/path/to/mnist`")
@@ -124,9 +124,9 @@ class NetworkConfig(_Config):
     data_path: Path | None = None  # folder with the four MNIST IDX files (mnist only)
     checkpoint: Path | None = None  # a torch state_dict file; None = train (cached)
     hwa: bool = False  # assumption: plain digital training
-    epochs: int | None = Field(None, ge=1)  # None = the network's default (twin.training)
-    sa_iterations: int = Field(1000, ge=1)  # twin.quantize.SASchedule default
-    sa_restarts: int = Field(39, ge=0)  # twin.quantize.SASchedule default
+    epochs: int | None = Field(None, ge=1)  # None = the network's default (twin.toolchain.training)
+    sa_iterations: int = Field(1000, ge=1)  # twin.toolchain.quantize.SASchedule default
+    sa_restarts: int = Field(39, ge=0)  # twin.toolchain.quantize.SASchedule default
     # seed of the data split, training and quantization; None = the scenario's seed. `twin compare`
     # pins it to the first seed so that its seeds vary only the chip (programming, reads).
     seed: int | None = Field(None, ge=0)

@@ -5,7 +5,7 @@ A candidate value is scored by running the scenario with seeds ``seed .. seed + 
 accuracy is the minimum over seeds of the minimum over checkpoints, its energy the mean
 maintenance energy (reads, pulses, off-chip transfers, controller; static power and the initial
 programming do not depend on the schedule). The search itself (grid, then bisection, with its
-stopping rule) is :func:`twin.search.search`.
+stopping rule) is :func:`twin.study.search.search`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from twin.compare import policy_metrics, run_many
-from twin.scenario import Scenario, ScenarioError
-from twin.search import SearchResult, search
+from twin.study.compare import policy_metrics, run_many
+from twin.scenario.schema import Scenario, ScenarioError
+from twin.study.search import SearchResult, search
 from twin.units import HOUR, format_duration
 
 __all__ = ["PARAMETERS", "reference_accuracy", "optimize"]

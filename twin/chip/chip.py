@@ -21,12 +21,12 @@ from firmware_model.controller import Controller
 from firmware_model.interface import (FirmwareConfig, Halt, OffchipData, OffchipRead, Probe, Program, TileLayout,
                                       Wait)
 from firmware_model.policies import Policy
-from twin.accuracy import Deployment, PeripheryConfig, accuracy_of, read_used, readback_weights
-from twin.ledger import CampaignRecord, CostModel, Ledger
-from twin.probe import IdentityProbe
-from twin.program_verify import PulseParameters
-from twin.pulse_generator import PulseGenerator
-from twin.tile import CrossbarTile
+from twin.toolchain.readout import Deployment, PeripheryConfig, accuracy_of, read_used, readback_weights
+from twin.chip.ledger import CampaignRecord, CostModel, Ledger
+from twin.chip.probe import IdentityProbe
+from twin.device.program_verify import PulseParameters
+from twin.chip.pulse_generator import PulseGenerator
+from twin.chip.tile import CrossbarTile
 
 __all__ = ["CountingEnvironment", "Chip", "CheckpointRecord", "stream", "firmware_config"]
 
@@ -271,7 +271,7 @@ class Chip:
     def availability(self) -> float:
         """Fraction of time at least one complete copy of the network can serve (one copy here:
         every tile of it must be free)."""
-        from twin.tile import union_length
+        from twin.chip.tile import union_length
         busy = [interval for tile in self.tiles for interval in tile.busy]
         return 1.0 - union_length(busy, 0, self.duration_ns) / self.duration_ns
 

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from twin.atomic import atomic_write_bytes, atomic_write_text, prepare_output_dir
-from twin.scenario import Scenario, ScenarioError, load_scenario
+from twin.scenario.schema import Scenario, ScenarioError, load_scenario
 from twin.units import DAY, SECOND
 
 __all__ = ["PolicySpec", "parse_policies", "load_compare_file", "run_many", "compare", "policy_metrics",
@@ -135,7 +135,7 @@ def run_many(tasks: list[tuple[Scenario, str, int]], workers: int | None = None,
 def _warm_cache(tasks: list[tuple[Scenario, str, int]]) -> None:
     """Train each distinct network once here, so workers only load it from the cache."""
     from twin.simulate import network_config
-    from twin.toolchain import prepare_network
+    from twin.toolchain.prepare import prepare_network
     seen = set()
     for scenario, _, _ in tasks:
         network, seed = network_config(scenario)
@@ -234,7 +234,7 @@ def csv_text(result: dict) -> str:
 
 
 def pareto_png(result: dict) -> bytes:
-    from twin.plots import plt, png_bytes
+    from twin.report.plots import plt, png_bytes
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     energies = [e["energy_maintenance_per_day_j"]["mean"] for e in result["policies"].values()

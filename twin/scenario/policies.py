@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from twin.quantities import Duration
+from twin.scenario.quantities import Duration
 from twin.units import DAY, HOUR
 
 __all__ = ["PolicyBase", "NonePolicy", "GdcPolicy", "PeriodicPolicy", "ThresholdPolicy", "DriftAwarePolicy",

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from twin.mapping import ChipMapping
-from twin.pcm import DeviceArray
+from twin.toolchain.mapping import ChipMapping
+from twin.device.pcm import DeviceArray
 
 __all__ = ["PeripheryConfig", "Deployment", "analog_forward", "AccuracyPoint", "accuracy_over_time",
            "gdc_scale", "readback_weights", "accuracy_of", "read_used"]

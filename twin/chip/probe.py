@@ -14,9 +14,9 @@ import simpy
 import torch
 
 from firmware_model.interface import ProbeReading
-from twin.ledger import Ledger
-from twin.pcm import DeviceArray
-from twin.tile import CrossbarTile
+from twin.chip.ledger import Ledger
+from twin.device.pcm import DeviceArray
+from twin.chip.tile import CrossbarTile
 
 __all__ = ["IdentityProbe"]
 
