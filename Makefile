@@ -33,4 +33,4 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV)  # the model cache lives in the user cache folder (docs/pipeline.md)

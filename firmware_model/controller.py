@@ -35,6 +35,7 @@ class Transition:
     t_ns: int
     state: State
     tile: int | None
+    campaign: int = 0  # the campaign the transition belongs to (0: before the first)
 
 
 @dataclass
@@ -47,15 +48,18 @@ class TileDecision:
     devices: np.ndarray  # local devices sent to program-and-verify
     levels: np.ndarray  # the levels they were sent to
     assigned: np.ndarray  # the level the firmware holds each local device to (decoded or fetched)
+    campaign: int = 0
 
 
 @dataclass
 class Controller:
     config: FirmwareConfig
     policy: Policy
-    decoder_name: str = "drift_aware"
-    correction_tolerance: float = 0.25  # fraction of the level spacing
-    max_retries: int = 1
+    # Settings a scenario's policy section sets (same names there; these are the defaults).
+    decoder: str = field(default="drift_aware", metadata={"source": "docs/decoder.md"})
+    correction_tolerance: float = field(default=0.25, metadata={  # a fraction of the level spacing
+        "gt": 0, "le": 0.5, "source": "assumption: a device is corrected beyond it"})
+    max_retries: int = field(default=1, metadata={"ge": 0, "source": "assumption"})
     state: State = State.IDLE
     trace: list[Transition] = field(default_factory=list)
     faulty: dict[int, set[int]] = field(default_factory=dict)  # tile -> local devices given up on
@@ -72,12 +76,12 @@ class Controller:
     def __post_init__(self) -> None:
         if not 0 < self.correction_tolerance <= 0.5:
             raise ValueError('"correction_tolerance" must be in (0, 0.5].')
-        self.decoder = make_decoder(self.decoder_name)
+        self._decoder = make_decoder(self.decoder)
 
     # ------------------------------------------------------------------------------------
     def _enter(self, now_ns: int, state: State) -> None:
         self.state = state
-        self.trace.append(Transition(now_ns, state, self._tile))
+        self.trace.append(Transition(now_ns, state, self._tile, self.campaigns))
 
     def steps_since(self, index: int) -> int:
         """Number of state transitions after ``index`` (the chip charges each as a controller step)."""
@@ -126,7 +130,7 @@ class Controller:
     def _decode(self, now_ns: int, reading: ProbeReading) -> Command:
         self._enter(now_ns, State.DECODE)
         layout = self.config.tiles[reading.tile]
-        self._decoded = self.decoder.decode(reading, layout, self.config)
+        self._decoded = self._decoder.decode(reading, layout, self.config)
         self._correct_tile = self.policy.should_correct(reading.tile, self._decoded)  # asked once per tile
         if self.policy.uses_offchip and self._correct_tile:
             # The levels come from the off-chip copy instead of the decoder; the transfer is paid.
@@ -151,7 +155,7 @@ class Controller:
             for device in self.faulty.get(reading.tile, ()):
                 needs[device] = False
             devices = np.flatnonzero(needs)
-        self._pending = TileDecision(reading.tile, decoded, corrected, devices, levels[devices], levels)
+        self._pending = TileDecision(reading.tile, decoded, corrected, devices, levels[devices], levels, self.campaigns)
         self.decisions.append(self._pending)
         if devices.size == 0:
             return self._next_tile(now_ns)

@@ -2,11 +2,17 @@
 
 One narrow interface (:class:`Policy`), picked by name from :data:`POLICIES`. Policies are
 plain objects with plain state, so a chip snapshot can pickle them between campaigns.
+
+Each parameter's default is defined here, once: the scenario schema (``twin.scenario.policies``)
+derives each policy's section from these dataclass fields, with the same names. Field metadata
+(plain dicts: ``unit``, ``gt``/``ge``, ``source``, ``scenario``) says how a scenario writes it;
+``scenario: False`` marks the policy's own state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from typing import Protocol, runtime_checkable
 
 from firmware_model.decoder import DecodeResult
@@ -33,12 +39,21 @@ class Policy(Protocol):
         """Called when the campaign's last tile is done."""
 
 
+_HOUR_NS = 3_600 * 10**9
+_DAY_NS = 24 * _HOUR_NS
+_STATE: dict[str, Any] = {"scenario": False}  # metadata of fields that are not parameters
+
+
+def _duration(default_ns: int, source: str) -> Any:
+    return field(default=default_ns, metadata={"unit": "duration", "gt": 0, "source": source})
+
+
 @dataclass
 class NoCorrection:
     """Program once, never probe, never correct."""
 
-    name: str = "none"
-    uses_offchip: bool = False
+    name: str = field(default="none", metadata=_STATE)
+    uses_offchip: bool = field(default=False, metadata=_STATE)
 
     def next_campaign(self, now_ns: int) -> int | None:
         return None
@@ -57,31 +72,31 @@ class NoCorrection:
 class GdcOnly(NoCorrection):
     """Global drift compensation only: the chip reads its reference cells, never pulses."""
 
-    name: str = "gdc"
+    name: str = field(default="gdc", metadata=_STATE)
 
 
 @dataclass
 class Periodic:
-    """Probe and correct every tile every ``interval_ns`` (campaigns start at k * interval).
+    """Probe and correct every tile every ``interval`` (integer ns; campaigns start at k * interval).
 
     ``tile_order`` (from the configuration: most accuracy-sensitive layers first) sets the order
     in which a campaign visits tiles; None visits them by index.
     """
 
-    interval_ns: int
-    name: str = "periodic"
-    uses_offchip: bool = False
-    tile_order: list[int] | None = None
-    campaigns_started: int = field(default=0)
+    interval: int = _duration(_DAY_NS, "assumption")
+    name: str = field(default="periodic", metadata=_STATE)
+    uses_offchip: bool = field(default=False, metadata=_STATE)
+    tile_order: list[int] | None = field(default=None, metadata=_STATE)
+    campaigns_started: int = field(default=0, metadata=_STATE)
 
     def __post_init__(self) -> None:
-        if self.interval_ns <= 0:
+        if self.interval <= 0:
             raise ValueError('"interval" must be > 0.')
 
     def next_campaign(self, now_ns: int) -> int | None:
         # The schedule is anchored at t = 0 so a slow campaign does not shift every later one;
         # a campaign that overruns its slot starts the next one at once.
-        return max(now_ns, (self.campaigns_started + 1) * self.interval_ns)
+        return max(now_ns, (self.campaigns_started + 1) * self.interval)
 
     def tiles(self, now_ns: int, n_tiles: int) -> list[int]:
         self.campaigns_started += 1
@@ -99,8 +114,8 @@ class Threshold(Periodic):
     """The paper's rule: probe on a schedule, correct a tile only when its drift metric
     (mean |read - nominal level| in level spacings) exceeds ``threshold``."""
 
-    threshold: float = 0.05
-    name: str = "threshold"
+    threshold: float = field(default=0.05, metadata={"gt": 0, "source": "arXiv 2310.00337"})
+    name: str = field(default="threshold", metadata=_STATE)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -114,11 +129,12 @@ class Threshold(Periodic):
 @dataclass
 class DriftAware(Periodic):
     """Intervals that grow geometrically, because drift slows in log time: the k-th campaign
-    starts ``interval * growth**k`` after the previous one, at most ``max_interval_ns`` apart."""
+    starts ``interval * growth**k`` after the previous one, at most ``max_interval`` apart."""
 
-    growth: float = 2.0
-    max_interval_ns: int = 30 * 86_400 * 10**9
-    name: str = "drift_aware"
+    interval: int = _duration(_HOUR_NS, "assumption: the first interval")
+    growth: float = field(default=2.0, metadata={"ge": 1.0, "source": "assumption"})
+    max_interval: int = _duration(30 * _DAY_NS, "assumption")
+    name: str = field(default="drift_aware", metadata=_STATE)
     _next_ns: int | None = None
 
     def __post_init__(self) -> None:
@@ -128,11 +144,11 @@ class DriftAware(Periodic):
 
     def next_campaign(self, now_ns: int) -> int | None:
         if self._next_ns is None:
-            self._next_ns = self.interval_ns
+            self._next_ns = self.interval
         return max(now_ns, self._next_ns)
 
     def campaign_finished(self, now_ns: int) -> None:
-        gap = min(self.interval_ns * self.growth ** self.campaigns_started, self.max_interval_ns)
+        gap = min(self.interval * self.growth ** self.campaigns_started, self.max_interval)
         self._next_ns = (self._next_ns or 0) + int(gap)
 
 
@@ -141,16 +157,17 @@ class FullRefresh(Periodic):
     """Every ``interval``: probe, fetch the tile's weights from an off-chip copy (paid for:
     ``bytes_per_weight`` per weight cell) and re-program off-level devices to them."""
 
-    bytes_per_weight: int = 1
-    name: str = "full_refresh"
-    uses_offchip: bool = True
+    interval: int = _duration(30 * _DAY_NS, "assumption")
+    bytes_per_weight: int = field(default=1, metadata={"ge": 1, "source": "assumption: two 4-bit level indices"})
+    name: str = field(default="full_refresh", metadata=_STATE)
+    uses_offchip: bool = field(default=True, metadata=_STATE)
 
 
 @dataclass
 class Hybrid(Periodic):
     """Periodic self-correction of an HWA-trained network (the chip builder trains it)."""
 
-    name: str = "hybrid"
+    name: str = field(default="hybrid", metadata=_STATE)
 
 
 POLICIES = {"none": NoCorrection, "gdc": GdcOnly, "periodic": Periodic, "threshold": Threshold,

@@ -10,7 +10,7 @@ import torch
 from twin.cli import main
 from twin.study.compare import parse_policies, time_weighted_mean
 from twin.scenario.schema import ScenarioError, load_scenario
-from twin.simulate import build_chip
+from twin.scenario.build import build
 
 SHORT = ["duration=3 d", "checkpoints.count=3", "evaluation.accuracy_samples=1", "network.sa_iterations=200",
          "network.sa_restarts=2"]
@@ -26,9 +26,9 @@ def test_first_programming_is_bit_identical_across_policies(scenario):
     (hybrid excepted: it deploys a different, HWA-trained network)."""
     states = {}
     for spec in parse_policies("none,gdc,periodic,threshold,drift_aware,full_refresh", scenario):
-        chip = build_chip(scenario.with_overrides(list(spec.overrides)))
+        chip = build(scenario.with_overrides(list(spec.overrides))).chip
         chip.env.run(chip.env.process(chip._initial_programming()))
-        states[spec.label] = (chip.deployment.devices.g_prog.clone(), chip.deployment.devices.nu.clone())
+        states[spec.label] = (chip.devices.g_prog.clone(), chip.devices.nu.clone())
     reference = states.pop("none")
     for label, (g_prog, nu) in states.items():
         assert torch.equal(g_prog, reference[0]) and torch.equal(nu, reference[1]), label
@@ -86,7 +86,7 @@ def test_compare_yaml_with_parameters(tmp_path, capsys):
 
 
 def test_hybrid_deploys_an_hwa_trained_network(scenario, monkeypatch):
-    import twin.simulate as simulate_module
+    import twin.scenario.build as simulate_module
     seen = {}
 
     def fake_prepare(network, *args, **kwargs):
@@ -95,5 +95,5 @@ def test_hybrid_deploys_an_hwa_trained_network(scenario, monkeypatch):
 
     monkeypatch.setattr(simulate_module, "prepare_network", fake_prepare)
     with pytest.raises(RuntimeError, match="stop here"):
-        build_chip(scenario.with_overrides(["policy.name=hybrid"]))
+        build(scenario.with_overrides(["policy.name=hybrid"]))
     assert seen["hwa"] is True

@@ -11,78 +11,90 @@ MS = 1_000_000
 DISTURBED = 0  # tile 0, G+ row 0, col 0: level 2 (25 uS)
 
 
-def _disturb(chip, at_ns=500_000, value=8.0):
+def _disturb(run, at_ns=500_000, value=8.0):
     def process():
-        yield chip.env.timeout(at_ns)
-        chip.deployment.devices.g_prog[DISTURBED] = value
-    chip.env.process(process())
+        yield run.chip.env.timeout(at_ns)
+        run.chip.devices.g_prog[DISTURBED] = value
+    run.chip.env.process(process())
 
 
-def _starts(chip):
-    return sorted({r.start_ns for r in chip.campaign_records if r.tile == 0})
+def _starts(run):
+    return sorted({r.start_ns for r in _rows(run) if r.tile == 0})
+
+
+def _rows(run):
+    return run.observers.campaigns.ordered()
+
+
+def _counts(run):
+    return run.observers.ledger.counts
 
 
 def test_none_never_probes_or_pulses():
-    chip = tiny_chip(policy=NoCorrection(), duration_ns=5 * MS, checkpoints=(4 * MS,))
-    _disturb(chip)
-    chip.run()
-    assert chip.campaign_records == [] and chip.ledger.counts["partial_set"] == chip.ledger.counts["reset"] == 0
-    assert chip.ledger.counts["probe_row_reads"] == 0
+    run = tiny_chip(policy=NoCorrection(), duration_ns=5 * MS, checkpoints=(4 * MS,))
+    _disturb(run)
+    run.run()
+    assert _rows(run) == [] and _counts(run)["partial_set"] == _counts(run)["reset"] == 0
+    assert _counts(run)["probe_row_reads"] == 0
 
 
 def test_gdc_reads_references_but_never_pulses():
-    chip = tiny_chip(policy=GdcOnly(), gdc=True, duration_ns=5 * MS, checkpoints=(1 * MS, 4 * MS))
-    _disturb(chip)
-    chip.run()
-    counts = chip.ledger.counts
-    assert counts["partial_set"] == counts["reset"] == 0 and chip.campaign_records == []
+    run = tiny_chip(policy=GdcOnly(), gdc=True, duration_ns=5 * MS, checkpoints=(1 * MS, 4 * MS))
+    _disturb(run)
+    run.run()
+    counts = _counts(run)
+    assert counts["partial_set"] == counts["reset"] == 0 and _rows(run) == []
     assert counts["probe_row_reads"] == 2 * 2 * 2  # 2 checkpoints x 2 tiles x (1 reference row x 2 arrays)
 
 
 def test_periodic_probes_every_interval_and_pulses_only_off_level_devices():
-    chip = tiny_chip(policy=Periodic(MS), duration_ns=3_500_000, checkpoints=(3 * MS,))
-    _disturb(chip)
-    chip.run()
-    assert _starts(chip) == [1 * MS + 1000, 2 * MS + 1000, 3 * MS + 1000]
-    pulsed = [r.partial_set + r.reset for r in chip.campaign_records]
+    run = tiny_chip(policy=Periodic(MS), duration_ns=3_500_000, checkpoints=(3 * MS,))
+    _disturb(run)
+    run.run()
+    assert _starts(run) == [1 * MS + 1000, 2 * MS + 1000, 3 * MS + 1000]
+    pulsed = [r.partial_set + r.reset for r in _rows(run)]
     assert pulsed == [3, 0, 0, 0, 0, 0]  # only the disturbed device, only once
 
 
 def test_threshold_probes_on_schedule_but_corrects_only_above_threshold():
     quiet = tiny_chip(policy=Threshold(MS, threshold=0.05), duration_ns=3_500_000, checkpoints=(3 * MS,))
     quiet.run()
-    assert len(_starts(quiet)) == 3 and quiet.ledger.counts["partial_set"] == 0
-    assert all(not r.corrected for r in quiet.campaign_records)
+    assert len(_starts(quiet)) == 3 and _counts(quiet)["partial_set"] == 0
+    assert all(not r.corrected for r in _rows(quiet))
     # one device 4.5 uS (0.36 spacing) off among the 12 non-zero weight devices: metric 0.03 on tile 0
     disturbed = tiny_chip(policy=Threshold(MS, threshold=0.02), duration_ns=3_500_000, checkpoints=(3 * MS,))
     _disturb(disturbed)
     disturbed.run()
-    assert disturbed.campaign_records[0].corrected and disturbed.campaign_records[0].partial_set == 2
-    assert disturbed.campaign_records[0].drift_metric == pytest.approx(4.5 / 12.5 / 12)
-    assert not disturbed.campaign_records[1].corrected  # tile 1 did not move
+    rows = _rows(disturbed)
+    assert rows[0].corrected and rows[0].partial_set == 2
+    assert rows[0].drift_metric == pytest.approx(4.5 / 12.5 / 12)
+    assert not rows[1].corrected  # tile 1 did not move
 
 
 def test_drift_aware_intervals_grow_geometrically():
-    chip = tiny_chip(policy=DriftAware(MS, growth=2.0, max_interval_ns=4 * MS), duration_ns=20 * MS,
-                     checkpoints=(19 * MS,))
-    chip.run()
+    run = tiny_chip(policy=DriftAware(MS, growth=2.0, max_interval=4 * MS), duration_ns=20 * MS,
+                    checkpoints=(19 * MS,))
+    run.run()
     # campaigns at 1, 1+2, 3+4, 7+4 (capped), 11+4, 15+4 ms
-    assert _starts(chip) == [t * MS + 1000 for t in (1, 3, 7, 11, 15, 19)]
+    assert _starts(run) == [t * MS + 1000 for t in (1, 3, 7, 11, 15, 19)]
 
 
 def test_full_refresh_pays_for_the_offchip_copy_and_restores_the_true_level():
-    chip = tiny_chip(policy=FullRefresh(MS, bytes_per_weight=1), duration_ns=1_500_000, checkpoints=(1_400_000,))
-    _disturb(chip)
-    chip.run()
-    assert chip.ledger.counts["offchip_bytes"] == 2 * 12  # 12 weight cells per tile, both tiles
-    assert float(chip.deployment.devices.g_prog[DISTURBED]) == 25.0  # the true level 2, not the decoded 1
-    assert sum(r.decode_errors for r in chip.campaign_records) == 0
+    run = tiny_chip(policy=FullRefresh(MS, bytes_per_weight=1), duration_ns=1_500_000, checkpoints=(1_400_000,))
+    _disturb(run)
+    run.run()
+    assert _counts(run)["offchip_bytes"] == 2 * 12  # 12 weight cells per tile, both tiles
+    assert float(run.chip.devices.g_prog[DISTURBED]) == 25.0  # the true level 2, not the decoded 1
+    scoring = run.observers.scoring
+    assert scoring.misreads() == 1 and scoring.displaced_now() == 0  # misread, but held to the off-chip level
+    # each tile's transfer is charged to that tile's row (free on the tiny chip: 0 J per byte)
+    assert [(r.tile, "offchip" in r.energy) for r in _rows(run)] == [(0, True), (1, True)]
 
 
 def test_offchip_reads_are_refused_to_policies_that_do_not_declare_them():
     sneaky = FullRefresh(MS)
     sneaky.uses_offchip = False  # the controller would not ask, so force the command by hand
-    chip = tiny_chip(policy=sneaky, duration_ns=1_500_000, checkpoints=(1_400_000,))
+    chip = tiny_chip(policy=sneaky, duration_ns=1_500_000, checkpoints=(1_400_000,)).chip
     from firmware_model.interface import OffchipRead
     chip.controller.step = lambda now, obs: OffchipRead(0, 12)
     chip.start()
@@ -94,9 +106,9 @@ def test_make_policy_rejects_unknown_names_and_bad_parameters():
     with pytest.raises(ValueError, match="known"):
         make_policy("sometimes")
     with pytest.raises(ValueError, match="interval"):
-        make_policy("periodic", interval_ns=0)
+        make_policy("periodic", interval=0)
     with pytest.raises(ValueError, match="growth"):
-        make_policy("drift_aware", interval_ns=1, growth=0.5)
+        make_policy("drift_aware", interval=1, growth=0.5)
 
 
 def test_user_policy_class_from_the_docs_runs(tmp_path, monkeypatch):
@@ -118,15 +130,18 @@ def test_user_policy_errors_name_the_field():
 
 
 def test_sensitivity_order_visits_the_most_sensitive_layers_first():
-    from twin.toolchain.deploy import layer_sensitivity
+    from twin.scenario.build import build, network_spec
     from twin.scenario.schema import load_scenario
-    from twin.simulate import build_chip
+    from twin.toolchain.deploy import layer_sensitivity
+    from twin.toolchain.prepare import prepare_network
     scenario = load_scenario("scenarios/default.yaml", ["network.sa_iterations=200", "network.sa_restarts=2",
                                                         "policy.order=sensitivity"])
-    chip = build_chip(scenario)
-    order = chip.controller.policy.tiles(0, len(chip.tiles))
-    assert sorted(order) == list(range(len(chip.tiles)))
-    loss = layer_sensitivity(chip.deployment.model, chip.x_test, chip.y_test, seed=scenario.seed)
-    layers = chip.deployment.mapping.layers
-    tile_loss = [next(loss[name] for name, layer in layers.items() if tile in layer.tiles) for tile in order]
+    run = build(scenario)
+    order = run.chip.controller.policy.tiles(0, run.chip.layout.mapped_tiles)
+    assert sorted(order) == list(range(run.chip.layout.mapped_tiles))
+    spec, seed = network_spec(scenario)
+    network = prepare_network(spec, scenario.chip.levels, seed)
+    loss = layer_sensitivity(network.model, network.x_test, network.y_test, seed=scenario.seed)
+    tiles = {"conv1": (0,), "conv2": (1,), "fc": (2,)}  # one tile per layer on 256 x 256 tiles
+    tile_loss = [next(loss[name] for name, ts in tiles.items() if tile in ts) for tile in order]
     assert tile_loss == sorted(tile_loss, reverse=True) and tile_loss[0] > tile_loss[-1]

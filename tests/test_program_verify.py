@@ -22,7 +22,7 @@ def _exact_stats() -> PCMStatistics:
 
 def _exact_pulses(**kw) -> PulseParameters:
     base = dict(partial_set_step_mean_us=STEP, partial_set_step_std_us=0.0,
-                tolerance_abs_us=0.1, tolerance_rel=0.0)
+                verify_tolerance_abs_us=0.1, verify_tolerance_rel=0.0)
     base.update(kw)
     return PulseParameters(**base)
 
@@ -189,7 +189,7 @@ def test_overshoot_triggers_reset_and_converged_devices_end_in_band():
     devices = DeviceArray(K, stats, levels)
     g_target = devices.target_conductance()
     params = PulseParameters(partial_set_step_mean_us=2.0, partial_set_step_std_us=4.0,
-                             tolerance_abs_us=0.3, tolerance_rel=0.03)
+                             verify_tolerance_abs_us=0.3, verify_tolerance_rel=0.03)
     session = _session(devices, torch.arange(n), g_target, params, seed=9)
     result = session.run(0)
     assert result.reset > 1.2 * n  # beyond the initial RESET, many overshoots were reset
@@ -267,7 +267,7 @@ def test_same_seed_gives_identical_results():
 
 @pytest.mark.parametrize("field, value", [
     ("partial_set_step_mean_us", 0.0), ("partial_set_step_std_us", -1.0), ("reset_g_std_us", -0.1),
-    ("tolerance_abs_us", -0.1), ("tolerance_rel", -0.01), ("max_iterations", 0),
+    ("verify_tolerance_abs_us", -0.1), ("verify_tolerance_rel", -0.01), ("max_iterations", 0),
 ])
 def test_pulse_parameters_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):

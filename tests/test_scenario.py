@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from twin.scenario.quantities import format_energy, format_power, parse_energy, parse_power
+from twin.units import format_energy, format_power, parse_energy, parse_power
 from twin.scenario.schema import (MNIST_FILES, CheckpointsConfig, NonePolicy, PeriodicPolicy, Scenario,
                            ScenarioError, ThresholdPolicy, explain, load_scenario)
 from twin.units import DAY, HOUR, MONTH, SECOND, YEAR, parse_duration
@@ -139,7 +139,7 @@ def test_defaults_match_documented_values():
     assert d["checkpoints"] == {"count": 40, "spacing": "log", "start": "1 s"}
     assert d["evaluation"] == {"accuracy_samples": 5, "periphery": False, "test_images": None}
     assert d["simulation"] == {"granularity": "campaign"}
-    assert d["outputs"] == {"per_device_pulses": True, "progress": True}
+    assert d["outputs"] == {"per_device_pulses": True, "progress": True, "trace": False}
 
 
 def test_defaults_are_numbers_in_base_units():
@@ -372,8 +372,49 @@ def test_docs_full_example_loads(tmp_path):
     assert len(s.checkpoint_times_ns()) == 7 and s.network.hwa and s.evaluation.test_images == 200
 
 
-def test_pulse_generator_defaults_are_the_calibrated_ones():
-    from twin.device.program_verify import PulseParameters
-    from twin.simulate import pulse_parameters
+def test_every_section_builds_its_runtime_dataclass_with_the_same_defaults():
+    """One definition of every default: each section's defaults are its dataclass's own."""
+    from firmware_model.controller import Controller
+    from firmware_model.policies import DriftAware, FullRefresh, Periodic, Threshold
+    from twin.chip.parameters import ChipSpec, EnergyCosts, PulseChannels, TimingCosts
+    from twin.device.parameters import PCMParameters, PulseParameters
+    from twin.scenario.build import cost_model, make_firmware_policy
+    from twin.scenario.derive import exposed_fields, runtime
     from twin.scenario.schema import Scenario
-    assert pulse_parameters(Scenario(name="x")) == PulseParameters()
+    from twin.toolchain.specs import NetworkSpec, TileGeometry
+    s = Scenario(name="x")
+    assert runtime(PulseParameters, s.chip.pulse_generator) == PulseParameters()
+    assert runtime(PCMParameters, s.chip.device) == PCMParameters()
+    assert runtime(PulseChannels, s.chip.pulse_generator) == PulseChannels()
+    assert runtime(ChipSpec, s.chip) == ChipSpec() and runtime(TileGeometry, s.chip) == TileGeometry()
+    assert runtime(NetworkSpec, s.network) == NetworkSpec()
+    assert cost_model(s).timing == TimingCosts() and cost_model(s).energy == EnergyCosts()
+    for name, cls in (("periodic", Periodic), ("threshold", Threshold), ("drift_aware", DriftAware),
+                      ("full_refresh", FullRefresh)):
+        policy = make_firmware_policy(s.with_overrides([f"policy.name={name}"]), None)
+        assert policy == cls(), name
+        assert set(exposed_fields(cls)) <= set(type(s.with_overrides([f"policy.name={name}"]).policy).model_fields)
+    for name in ("decoder", "correction_tolerance", "max_retries"):
+        assert getattr(s.policy, name) == Controller.__dataclass_fields__[name].default
+
+
+def test_a_dataclass_check_is_reported_at_validate_time_against_its_field(tmp_path):
+    # PulseParameters refuses a zero verify band; the schema reports it under the field it names
+    errors = errors_of(tmp_path, "chip:\n  pulse_generator:\n    verify_tolerance_abs_us: 0.0\n"
+                                 "    verify_tolerance_rel: 0.0\n")
+    assert "chip.pulse_generator.verify_tolerance_abs_us" in errors
+
+
+def test_fewer_tiles_than_the_network_needs_is_refused_at_validate_time(tmp_path):
+    errors = errors_of(tmp_path, "chip:\n  tiles: 2\n")
+    assert "needs 3 tiles" in errors["chip.tiles"]
+    assert load_scenario(write(tmp_path, "chip:\n  tiles: 16\n")).chip.tiles == 16  # spare tiles are fine
+
+
+def test_crossbar_shapes_known_to_the_schema_match_the_networks():
+    from twin.toolchain.networks import build_network, crossbar_layers
+    from twin.toolchain.specs import CROSSBAR_SHAPES
+    for architecture, shapes in CROSSBAR_SHAPES.items():
+        actual = {name: (layer.weight.shape[0], layer.weight[0].numel())
+                  for name, layer in crossbar_layers(build_network(architecture))}
+        assert actual == shapes, architecture

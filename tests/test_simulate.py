@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from twin.scenario.schema import load_scenario
-from twin.simulate import build_chip, collect, simulate, write_outputs
+from twin.report.records import collect
+from twin.simulate import build, simulate, write_outputs
 
 SHORT = ["duration=3 d", "checkpoints.count=4", "evaluation.accuracy_samples=2", "network.sa_iterations=200",
          "network.sa_restarts=2"]
@@ -36,23 +37,36 @@ def test_same_scenario_and_seed_give_identical_summary(scenario, tmp_path):
 
 
 def test_firmware_never_reads_the_true_levels(scenario):
-    honest = build_chip(scenario)
-    cheat_proof = build_chip(scenario)
+    honest = build(scenario)
+    cheat_proof = build(scenario)
+    chip = cheat_proof.chip
 
     def corrupt():
-        yield cheat_proof.env.timeout(1)  # after deployment started: programming already read its targets
-        while cheat_proof.deployed_at_ns == 0:
-            yield cheat_proof.env.timeout(1000)
-        levels = cheat_proof.deployment.devices.target_level
-        levels.copy_(torch.randint(0, 9, levels.shape, generator=torch.Generator().manual_seed(3)).to(levels.dtype))
+        while chip.deployed_at_ns == 0:  # after deployment: programming has read its targets
+            yield chip.env.timeout(1000)
+        scrambled = torch.randint(0, 9, chip.offchip._levels.shape, generator=torch.Generator().manual_seed(3))
+        chip.offchip._levels.copy_(scrambled.to(torch.int16))  # the host's copy ...
+        cheat_proof.observers.scoring._original[:] = scrambled.numpy()  # ... and the scorer's
 
-    cheat_proof.env.process(corrupt())
+    chip.env.process(corrupt())
     honest.run()
     cheat_proof.run()
-    a, b = collect(scenario, honest, 0.0).summary, collect(scenario, cheat_proof, 0.0).summary
-    assert a["decode_errors"] != b["decode_errors"]  # the simulator's score uses the truth ...
-    for key in ("accuracy", "energy_j", "pulses", "campaigns", "availability", "reads"):
+    a, b = collect(honest, 0.0).summary, collect(cheat_proof, 0.0).summary
+    assert a["displaced_devices"] != b["displaced_devices"]  # the simulator's score uses the truth ...
+    for key in ("accuracy", "energy_j", "pulses", "campaigns", "availability", "reads", "misreads"):
         assert a[key] == b[key], key  # ... the chip's behaviour does not
+
+
+def test_after_the_build_the_truth_lives_off_chip_and_in_the_scorer_only(scenario):
+    run = build(scenario)
+    assert run.chip.devices.target_level is None  # the devices hold no record of their targets
+    readout = run.observers.accuracy.readout
+    weights = [m.weight for m in readout.model.modules() if hasattr(m, "weight") and m.weight is not None]
+    assert weights and all(bool(torch.isnan(w).all()) for w in weights)  # structure and biases only
+    mapping = readout.mapping
+    reference = set(mapping.reference_pos.ravel().tolist()) | set(mapping.reference_neg.ravel().tolist())
+    assert set(torch.nonzero(readout.g_target).flatten().tolist()) <= reference  # GDC's reference targets only
+    assert not hasattr(run, "network") and not hasattr(run.chip, "x_test")
 
 
 def test_outputs_are_complete_and_protected(scenario, tmp_path):
@@ -60,9 +74,11 @@ def test_outputs_are_complete_and_protected(scenario, tmp_path):
     out = write_outputs(result, scenario, tmp_path / "run")
     names = sorted(p.name for p in out.iterdir())
     assert names == ["campaigns.csv", "device_pulses.csv", "scenario.resolved.yaml", "summary.json", "timeline.csv"]
+    assert result.trace is None  # the tracer is off unless outputs.trace
     summary = json.loads((out / "summary.json").read_text())
     for key in ("schema_version", "scenario", "seed", "policy", "duration_s", "accuracy", "energy_j", "pulses",
-                "campaigns", "decode_errors", "availability", "events", "versions", "wall_s"):
+                "campaigns", "misreads", "displaced_devices", "energy_maintenance_j", "model_sha256", "availability",
+                "events", "versions", "wall_s"):
         assert key in summary
     assert set(summary["energy_j"]) >= {"total", "initial_programming", "probe_read", "verify_read", "partial_set",
                                         "reset", "offchip", "mvm", "controller", "static"}
@@ -75,25 +91,25 @@ def test_outputs_are_complete_and_protected(scenario, tmp_path):
 
 
 def test_snapshot_at_a_campaign_boundary_resumes_identically(scenario):
-    whole = build_chip(scenario)
+    whole = build(scenario)
     whole.run()
-    first = build_chip(scenario)
-    first.start()
-    first.env.run(until=36 * 3600 * 10**9)  # between the day-1 and day-2 campaigns
+    first = build(scenario)
+    first.chip.start()
+    first.chip.env.run(until=36 * 3600 * 10**9)  # between the day-1 and day-2 campaigns
     blob = first.snapshot()
-    resumed = build_chip(scenario)
+    resumed = build(scenario)
     resumed.restore(blob)
-    resumed.env.run(until=scenario.duration)
-    resumed.finish()
-    a, b = collect(scenario, whole, 0.0).summary, collect(scenario, resumed, 0.0).summary
+    resumed.resume()
+    a, b = collect(whole, 0.0), collect(resumed, 0.0)
     # SimPy's own event count differs by the restarted processes' bookkeeping events; all else is equal.
-    assert abs(a.pop("events") - b.pop("events")) <= 4
-    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert abs(a.summary.pop("events") - b.summary.pop("events")) <= 4
+    assert json.dumps(a.summary, sort_keys=True) == json.dumps(b.summary, sort_keys=True)
+    assert (a.timeline, a.campaigns, a.device_pulses) == (b.timeline, b.campaigns, b.device_pulses)
 
 
 def test_snapshot_refused_mid_campaign(scenario):
-    chip = build_chip(scenario)
-    chip.start()
-    chip.env.run(until=86_400 * 10**9 + 1_500)  # inside the day-1 campaign
+    run = build(scenario)
+    run.chip.start()
+    run.chip.env.run(until=86_400 * 10**9 + 1_500)  # inside the day-1 campaign
     with pytest.raises(RuntimeError, match="between correction campaigns"):
-        chip.snapshot()
+        run.snapshot()

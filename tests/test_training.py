@@ -1,5 +1,8 @@
+from types import SimpleNamespace
+
 import torch
 
+from twin.toolchain.cache import model_sha256
 from twin.toolchain.networks import build_network, count_parameters, crossbar_layers
 from twin.toolchain.training import TrainingConfig, small_weight_penalty, train
 
@@ -32,4 +35,23 @@ def test_training_is_deterministic_and_cached(digits, tmp_path, trained):
     cached = train(digits, TrainingConfig(), cache_dir=tmp_path / "fresh")
     assert cached.from_cache and cached.cache_key == again.cache_key
     assert cached.test_accuracy == again.test_accuracy
+    assert cached.model_sha256 == again.model_sha256 == trained.model_sha256 == model_sha256(trained.model)
     assert train(digits, TrainingConfig(seed=1), cache_dir=tmp_path / "fresh").cache_key != again.cache_key
+
+
+def _network(**overrides):
+    """The fields prepare_network reads from a scenario's network section."""
+    fields = dict(dataset="digits", data_path=None, architecture="digits_cnn", checkpoint=None, hwa=False,
+                  epochs=None, sa_iterations=200, sa_restarts=1)
+    return SimpleNamespace(**{**fields, **overrides})
+
+
+def test_prepared_network_carries_the_model_sha256(trained, tmp_path):
+    from twin.toolchain.prepare import prepare_network
+
+    prepared = prepare_network(_network(), levels=8, seed=0, test_images=20)  # the session cache's network
+    assert prepared.model_sha256 == trained.model_sha256 == model_sha256(prepared.model)
+    checkpoint = tmp_path / "net.pt"
+    torch.save(trained.model.state_dict(), checkpoint)
+    loaded = prepare_network(_network(checkpoint=checkpoint), levels=8, seed=0, test_images=20)
+    assert loaded.model_sha256 == trained.model_sha256

@@ -83,25 +83,6 @@ def _progress(total_ns: int, quiet: bool):
     return progress, (lambda now_ns: progress.update(task, completed=now_ns))
 
 
-def summary_table(summary: dict) -> str:
-    acc = summary["accuracy"]
-    energy = summary["energy_j"]
-    lines = [
-        f"scenario      {summary['scenario']['name']} (seed {summary['seed']}, policy {summary['policy']['name']})",
-        f"accuracy      start {100 * acc[0]['accuracy']:.1f}%  min {100 * min(a['accuracy'] for a in acc):.1f}%  "
-        f"end {100 * acc[-1]['accuracy']:.1f}%  (digital {100 * summary['digital_accuracy']:.1f}%)",
-        f"campaigns     {summary['campaigns']}   pulses {summary['pulses']['total']:,} "
-        f"(partial-SET {summary['pulses']['partial_set']:,}, RESET {summary['pulses']['reset']:,})",
-        f"decode errors {summary['decode_errors']:,}",
-        f"energy        total {energy['total']:.4g} J  (maintenance pulses+reads "
-        f"{energy['partial_set'] + energy['reset'] + energy['probe_read'] + energy['verify_read']:.4g} J, "
-        f"initial programming {energy['initial_programming']:.4g} J, static {energy['static']:.4g} J)",
-        f"availability  {100 * summary['availability']:.6f}%  (longest outage {summary['longest_unavailability_s']:.3g} s)",
-        f"simulation    {summary['events']:,} events in {summary['wall_s']:.1f} s",
-    ]
-    return "\n".join(lines)
-
-
 def _run(args) -> int:
     from twin.simulate import simulate, write_outputs
     from twin.atomic import prepare_output_dir
@@ -116,6 +97,7 @@ def _run(args) -> int:
     else:
         result = simulate(scenario, callback)
     write_outputs(result, scenario, out, force=True, per_device_pulses=scenario.outputs.per_device_pulses)
+    from twin.report.text import summary_table
     print(summary_table(result.summary))
     print(f"results: {out}/")
     return 0

@@ -1,20 +1,24 @@
-"""Time units, converted in one place.
+"""Units, converted in one place: one parser and one exact formatter for time, energy and power.
 
-The simulation clock is an integer count of nanoseconds: a float clock in seconds
-loses nanosecond resolution after a few months, while int64 nanoseconds reach
-292 years exactly. Every duration a user writes ("250 ns", "1 mo", "10 y") passes
-through :func:`parse_duration`; seconds appear only inside physics formulas and reports
-(``ns / SECOND``), never on the clock.
+The simulation clock is an integer count of nanoseconds: a float clock in seconds loses
+nanosecond resolution after a few months, while int64 nanoseconds reach 292 years exactly.
+Every quantity a user writes ("250 ns", "1 mo", "16.82 pJ", "1 mW") passes through
+:func:`parse_quantity`; every quantity written back (resolved scenarios, reports) through
+:func:`format_quantity`, whose label parses back to exactly the same value. Seconds appear only
+inside physics formulas and reports (``ns / SECOND``), never on the clock.
 """
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 
 __all__ = [
     "NS", "US", "MS", "SECOND", "MINUTE", "HOUR", "DAY", "WEEK", "MONTH", "YEAR",
-    "UNITS_NS", "parse_duration", "format_duration",
+    "Kind", "UNITS", "UNITS_NS", "ENERGY_UNITS", "POWER_UNITS",
+    "parse_quantity", "format_quantity", "parse_duration", "parse_energy", "parse_power",
+    "duration_label", "format_energy", "format_power", "format_duration",
 ]
 
 NS = 1
@@ -29,6 +33,8 @@ YEAR = 36525 * DAY // 100  # 365.25 d, exactly 31,557,600 s
 MONTH = YEAR // 12  # 1/12 y, exactly 2,629,800 s
 assert YEAR % 12 == 0 and 36525 * DAY % 100 == 0  # both are whole nanoseconds
 
+Kind = Literal["duration", "energy", "power"]
+
 UNITS_NS: dict[str, int] = {
     "ns": NS, "us": US, "µs": US, "ms": MS,
     "s": SECOND, "sec": SECOND, "min": MINUTE, "h": HOUR, "hour": HOUR,
@@ -36,50 +42,143 @@ UNITS_NS: dict[str, int] = {
     "mo": MONTH, "month": MONTH, "months": MONTH,
     "y": YEAR, "yr": YEAR, "year": YEAR, "years": YEAR,
 }
+"""Time unit -> nanoseconds."""
 
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zµ]+)\s*$")
+ENERGY_UNITS: dict[str, Decimal] = {
+    "J": Decimal(1), "mJ": Decimal("1e-3"), "uJ": Decimal("1e-6"), "µJ": Decimal("1e-6"),
+    "μJ": Decimal("1e-6"), "nJ": Decimal("1e-9"), "pJ": Decimal("1e-12"), "fJ": Decimal("1e-15"),
+}
+"""Energy unit -> joules (both the micro sign U+00B5 and Greek mu U+03BC are accepted)."""
+
+POWER_UNITS: dict[str, Decimal] = {
+    "W": Decimal(1), "mW": Decimal("1e-3"), "uW": Decimal("1e-6"), "µW": Decimal("1e-6"),
+    "μW": Decimal("1e-6"), "nW": Decimal("1e-9"),
+}
+"""Power unit -> watts."""
+
+UNITS: dict[str, dict[str, Decimal]] = {
+    "duration": {unit: Decimal(ns) for unit, ns in UNITS_NS.items()},
+    "energy": ENERGY_UNITS,
+    "power": POWER_UNITS,
+}
+_EXAMPLE = {"duration": "250 ns", "energy": "2 pJ", "power": "1 mW"}
+_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-zµμ]+)\s*$")
 
 
-def parse_duration(text: str | int) -> int:
-    """Parse "250 ns", "1.5 h", "1 mo", "10 y" into integer nanoseconds.
+def parse_quantity(text: str | int, kind: Kind) -> int | float:
+    """``"250 ns"`` -> 250 (int ns), ``"16.82 pJ"`` -> 1.682e-11 (J), ``"1 mW"`` -> 0.001 (W).
 
-    A bare integer is taken as nanoseconds. Decimal arithmetic keeps "0.1 s"
-    exact; a value that is not a whole number of nanoseconds is refused rather
-    than silently rounded.
+    Decimal arithmetic keeps "0.1 s" exact; a duration that is not a whole number of
+    nanoseconds is refused rather than silently rounded. A bare int is taken as nanoseconds
+    for a duration; energies and powers always need their unit.
     """
+    example = _EXAMPLE[kind]
     if isinstance(text, bool):
-        raise ValueError(f"not a duration: {text!r}")
-    if isinstance(text, int):
+        raise ValueError(f"not a {kind}: {text!r}")
+    if kind == "duration" and isinstance(text, int):
         if text < 0:
             raise ValueError(f"duration must be >= 0, got {text}")
         return text
+    if isinstance(text, (int, float)):
+        raise ValueError(f"{kind} needs a unit: write e.g. '{example}', not the bare number {text!r}")
     if not isinstance(text, str):
-        raise ValueError(f"duration must be a string with a unit such as '1 h', got {text!r}")
-    match = _DURATION.match(text)
+        raise ValueError(f"{kind} must be a string with a unit such as '{example}', got {text!r}")
+    match = _QUANTITY.match(text)
     if not match:
-        raise ValueError(f"cannot parse duration {text!r}: expected '<number> <unit>', e.g. '250 ns' or '1 y'")
+        raise ValueError(f"cannot parse {kind} {text!r}: expected '<number> <unit>', e.g. '{example}'")
     number, unit = match.groups()
-    if unit not in UNITS_NS:
-        raise ValueError(f"unknown time unit {unit!r} in {text!r}; known units: {', '.join(sorted(set(UNITS_NS)))}")
+    units = UNITS[kind]
+    if unit not in units:
+        known = sorted(set(units)) if kind == "duration" else list(units)
+        raise ValueError(f"unknown {'time' if kind == 'duration' else kind} unit {unit!r} in {text!r}; "
+                         f"known units: {', '.join(known)}")
     try:
-        value = Decimal(number) * UNITS_NS[unit]
+        value = Decimal(number) * units[unit]
     except InvalidOperation as exc:  # pragma: no cover - the regex admits only numbers
-        raise ValueError(f"cannot parse duration {text!r}") from exc
+        raise ValueError(f"cannot parse {kind} {text!r}") from exc
+    if kind != "duration":
+        return float(value)
     if value != value.to_integral_value():
         raise ValueError(f"duration {text!r} is not a whole number of nanoseconds")
     return int(value)
 
 
-_FORMAT_ORDER = [("y", YEAR), ("mo", MONTH), ("d", DAY), ("h", HOUR), ("min", MINUTE),
-                 ("s", SECOND), ("ms", MS), ("us", US), ("ns", NS)]
+def parse_duration(text: str | int) -> int:
+    """``"1.5 h"`` -> integer nanoseconds (:func:`parse_quantity`)."""
+    return int(parse_quantity(text, "duration"))
+
+
+def parse_energy(text: str) -> float:
+    """``"16.82 pJ"`` -> 1.682e-11 (joules). Units: J, mJ, uJ, µJ, nJ, pJ, fJ."""
+    return float(parse_quantity(text, "energy"))
+
+
+def parse_power(text: str) -> float:
+    """``"1 mW"`` -> 0.001 (watts). Units: W, mW, uW, µW, nW."""
+    return float(parse_quantity(text, "power"))
+
+
+# ---- formatting ------------------------------------------------------------------------------
+
+_PREFIXES: dict[str, list[tuple[str, Decimal]]] = {
+    "energy": [("J", Decimal(1)), ("mJ", Decimal("1e-3")), ("uJ", Decimal("1e-6")),
+               ("nJ", Decimal("1e-9")), ("pJ", Decimal("1e-12")), ("fJ", Decimal("1e-15"))],
+    "power": [("W", Decimal(1)), ("mW", Decimal("1e-3")), ("uW", Decimal("1e-6")), ("nW", Decimal("1e-9"))],
+}
+_LABEL_ORDER = [("y", YEAR), ("mo", MONTH), ("d", DAY), ("h", HOUR), ("min", MINUTE),
+                ("s", SECOND), ("ms", MS), ("us", US), ("ns", NS)]
 
 
 def format_duration(ns: int) -> str:
-    """Shortest exact-looking label: 3600 s -> '1 h', 1.5 d -> '1.5 d'."""
+    """A short human label (``3600 s`` -> ``"1 h"``), six significant digits: for tables and
+    axes only; :func:`format_quantity` gives the exact label."""
     if ns == 0:
         return "0 s"
-    for unit, size in _FORMAT_ORDER:
+    for unit, size in _LABEL_ORDER:
         if ns >= size:
-            value = ns / size
-            return f"{value:g} {unit}"
+            return f"{ns / size:g} {unit}"
     return f"{ns} ns"
+
+
+def _duration_exact(ns: int) -> str:
+    label = format_duration(ns)
+    if parse_duration(label) == ns:
+        return label
+    for unit, size in _LABEL_ORDER:
+        if ns >= size:
+            value = Decimal(ns) / Decimal(size)
+            if value * size == ns and len(value.normalize().as_tuple().digits) <= 12:
+                return f"{value.normalize():f} {unit}"
+    return f"{ns} ns"
+
+
+def _prefixed_exact(value: float, kind: str) -> str:
+    """The largest prefix giving a value >= 1, digits from ``repr`` (the shortest decimal
+    that reads back as the same float; a ``%g`` with 6 digits would not always)."""
+    prefixes = _PREFIXES[kind]
+    if value == 0:
+        return f"0 {prefixes[0][0]}"
+    exact = Decimal(repr(float(value)))
+    unit, scale = prefixes[-1]
+    for unit, scale in prefixes:
+        if abs(exact) >= scale:
+            break
+    return f"{(exact / scale).normalize():f} {unit}"
+
+
+def format_quantity(value: int | float, kind: Kind) -> str:
+    """The canonical label of a quantity; :func:`parse_quantity` reads it back to exactly
+    ``value``: ``31557600000000000`` -> ``"1 y"``, ``1.682e-11`` -> ``"16.82 pJ"``."""
+    return _duration_exact(int(value)) if kind == "duration" else _prefixed_exact(value, kind)
+
+
+def duration_label(ns: int) -> str:
+    return format_quantity(ns, "duration")
+
+
+def format_energy(joules: float) -> str:
+    return format_quantity(joules, "energy")
+
+
+def format_power(watts: float) -> str:
+    return format_quantity(watts, "power")

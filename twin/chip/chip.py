@@ -1,34 +1,35 @@
-"""The chip: tiles, pulse generator, identity probe and controller as SimPy processes.
+"""The chip: tiles, identity probe, pulse generator, off-chip memory and the controller as SimPy
+processes, each a named block that emits events (``twin.chip.events``).
 
-``Chip`` assembles the hardware blocks around one device state, runs the deployment-time
-initial programming through the same program-and-verify loop as corrections, then runs the
-controller firmware (``firmware_model``) and the accuracy checkpoints side by side. The
-firmware only ever receives probe readings and program reports.
+``Chip`` runs the deployment-time initial programming through the same program-and-verify loop
+as corrections, then runs the controller firmware (``firmware_model``) and the experiment's
+evaluation clock side by side. The firmware only ever receives probe readings, program reports
+and, for policies that declared it, off-chip data. The chip holds no copy of the original
+levels: those live in the off-chip memory model (and in the scoring observer attached from
+outside), and no test set: that lives in the accuracy observer.
 """
 
 from __future__ import annotations
 
 import hashlib
-import pickle
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 
-import numpy as np
 import simpy
 import torch
 
 from firmware_model.controller import Controller
-from firmware_model.interface import (FirmwareConfig, Halt, OffchipData, OffchipRead, Probe, Program, TileLayout,
-                                      Wait)
-from firmware_model.policies import Policy
-from twin.toolchain.readout import Deployment, PeripheryConfig, accuracy_of, read_used, readback_weights
-from twin.chip.ledger import CampaignRecord, CostModel, Ledger
+from firmware_model.interface import Halt, OffchipData, OffchipRead, Probe, Program, Wait
+from twin.chip.events import Charge, Checkpoint, Command, Decision, EventBus, StateChange
+from twin.chip.ledger import CostModel
+from twin.chip.offchip import OffchipMemory
 from twin.chip.probe import IdentityProbe
-from twin.device.program_verify import PulseParameters
-from twin.chip.pulse_generator import PulseGenerator
+from twin.chip.pulse_generator import Granularity, PulseGenerator
 from twin.chip.tile import CrossbarTile
+from twin.device.pcm import DeviceArray
+from twin.device.program_verify import PulseParameters
 
-__all__ = ["CountingEnvironment", "Chip", "CheckpointRecord", "stream", "firmware_config"]
+__all__ = ["CountingEnvironment", "Chip", "ChipLayout", "stream"]
 
 
 class CountingEnvironment(simpy.Environment):
@@ -49,68 +50,55 @@ def stream(seed: int, name: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
-def firmware_config(deployment: Deployment) -> FirmwareConfig:
-    """The firmware's stored configuration: layout and reference levels, no weight values."""
-    mapping = deployment.mapping
-    g = mapping.geometry
-    cells = g.rows * g.cols
-    weight_cells = np.zeros((mapping.n_tiles, cells), dtype=bool)
-    for layer in mapping.layers.values():
-        flat = layer.device_pos.ravel()
-        weight_cells[flat // g.devices_per_tile, flat % g.devices_per_tile] = True
-    ref_cells = mapping.reference_pos[0] % g.devices_per_tile
-    tiles = tuple(TileLayout(t, g.rows, g.cols, weight_cells[t].reshape(g.rows, g.cols), ref_cells.copy(),
-                             mapping.reference_level.copy()) for t in range(mapping.n_tiles))
-    return FirmwareConfig(mapping.levels, deployment.devices.g_max_us, tiles)
+@dataclass(frozen=True)
+class ChipLayout:
+    """Where the network sits: configuration, not truth (the firmware knows it too)."""
+
+    rows: int
+    cols: int
+    tiles: int  # tiles built (spare tiles idle)
+    mapped_tiles: int  # tiles holding the network, 0 .. mapped_tiles - 1
+    used: Sequence[torch.Tensor]  # per mapped tile: local indices of its weight and reference devices
+    reference_rows: int
+    reference_cells: int
+
+    @property
+    def devices_per_tile(self) -> int:
+        return 2 * self.rows * self.cols
 
 
-@dataclass
-class CheckpointRecord:
-    t_ns: int
-    accuracy: float
-    accuracy_std: float
-    campaigns: int
-    pulses: int
-    energy_j: float
-
-
-@dataclass
 class Chip:
-    env: CountingEnvironment
-    deployment: Deployment
-    controller: Controller
-    costs: CostModel
-    pulse_params: PulseParameters
-    seed: int
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    checkpoint_times_ns: list[int]
-    duration_ns: int
-    gdc: bool = False
-    accuracy_samples: int = 1
-    periphery: PeripheryConfig = field(default_factory=PeripheryConfig)
-    granularity: str = "campaign"
-    progress: Callable[[int], None] | None = None
-    digital_accuracy: float = float("nan")  # the float network's test accuracy, for reports
+    """The hardware. Attach observers to ``bus`` before :meth:`run`."""
 
-    def __post_init__(self) -> None:
-        devices = self.deployment.devices
-        self.ledger = Ledger(self.costs)
-        g = self.deployment.mapping.geometry
-        self.tiles = [CrossbarTile(self.env, t, g.rows, g.cols) for t in range(self.deployment.mapping.n_tiles)]
-        self.probe = IdentityProbe(self.env, devices, self.ledger, stream(self.seed, "probe"))
-        self.pulse_generator = PulseGenerator(self.env, devices, self.ledger, self.pulse_params,
-                                              self.costs.channels, stream(self.seed, "programming"),
-                                              self.granularity)
-        self.eval_generator = stream(self.seed, "evaluation")
-        self.used = self.deployment.used_devices()
-        self.offchip_copy = devices.target_level.clone()  # the weights as deployed, kept off the chip
-        self.tile_used = [self.used[(self.used >= t.first_device) & (self.used < t.first_device + t.devices_per_tile)]
-                          - t.first_device for t in self.tiles]  # local indices of weight + reference devices
-        self.campaign_records: list[CampaignRecord] = []
-        self.checkpoints: list[CheckpointRecord] = []
-        self.campaigns = 0
+    def __init__(self, env: CountingEnvironment, layout: ChipLayout, devices: DeviceArray, controller: Controller,
+                 costs: CostModel, pulse_params: PulseParameters, seed: int, offchip_levels: torch.Tensor,
+                 duration_ns: int, checkpoint_times_ns: Sequence[int], gdc: bool = False,
+                 granularity: Granularity = "campaign", bus: EventBus | None = None) -> None:
+        self.env = env
+        self.layout = layout
+        self.devices = devices
+        self.controller = controller
+        self.costs = costs
+        self.pulse_params = pulse_params
+        self.seed = seed
+        self.duration_ns = duration_ns
+        self.checkpoint_times_ns = list(checkpoint_times_ns)
+        self.gdc = gdc
+        self.granularity = granularity
+        self.bus = EventBus() if bus is None else bus
+        self._offchip_levels = offchip_levels
+        self.campaigns = 0  # campaigns that probed a tile
         self.deployed_at_ns = 0
+        self.checkpoints_done = 0
+        self._build_blocks(env, {"probe": stream(seed, "probe"), "programming": stream(seed, "programming")})
+
+    def _build_blocks(self, env: CountingEnvironment, generators: dict[str, torch.Generator]) -> None:
+        lay = self.layout
+        self.tiles = [CrossbarTile(env, t, lay.rows, lay.cols, self.bus) for t in range(lay.tiles)]
+        self.probe = IdentityProbe(env, self.devices, self.costs, generators["probe"], self.bus)
+        self.pulse_generator = PulseGenerator(env, self.devices, self.costs, self.pulse_params,
+                                              generators["programming"], self.bus, self.granularity)
+        self.offchip = OffchipMemory(env, self._offchip_levels, lay.devices_per_tile, self.costs, self.bus)
 
     # --- processes ----------------------------------------------------------------------
     def run(self) -> None:
@@ -126,165 +114,120 @@ class Chip:
 
     def finish(self) -> None:
         """Close the deployment: a checkpoint at exactly the end time (SimPy's ``run(until)``
-        stops before events at that instant) is measured on the final state; static power."""
-        for _ in self.checkpoint_times_ns[len(self.checkpoints):]:
-            self.checkpoints.append(self._measure())
-        self.ledger.charge_static(self.duration_ns)
+        stops before events at that instant) is taken on the final state; static power."""
+        for t_ns in self.checkpoint_times_ns[self.checkpoints_done:]:
+            self._checkpoint(t_ns)
+        cost = self.costs.static(self.duration_ns)
+        self.bus.emit(Charge(self.duration_ns, "chip", cost.energy, cost.counts))
 
     # --- snapshots: the chip's whole state at a campaign boundary ----------------------
-    def snapshot(self) -> bytes:
+    def state(self) -> dict:
         """Everything needed to rebuild the processes later (SimPy generators cannot be pickled).
 
-        Only between campaigns: the controller idle, no tile busy, no campaign record open.
+        Only between campaigns: the controller idle and no tile busy.
         """
-        if self.controller.state.value != "IDLE" or self.ledger.campaign is not None or self.deployed_at_ns == 0:
+        if self.controller.state.value != "IDLE" or self.deployed_at_ns == 0:
             raise RuntimeError("a snapshot is only possible between correction campaigns")
         if any(tile.port.count for tile in self.tiles):
             raise RuntimeError("a snapshot is only possible while no tile is busy")
-        d = self.deployment.devices
-        state = {
+        d = self.devices
+        return {
             "now": self.env.now, "events": self.env.events_processed,
-            "devices": {k: getattr(d, k).clone() for k in ("target_level", "g_prog", "nu", "t_prog_ns")},
+            "devices": {k: getattr(d, k).clone() for k in ("g_prog", "nu", "t_prog_ns")},
             "generators": {"probe": self.probe.generator.get_state(),
-                           "programming": self.pulse_generator.generator.get_state(),
-                           "evaluation": self.eval_generator.get_state()},
-            "pulse_count": self.pulse_generator.pulse_count.clone(),
-            "initial_pulse_count": self.pulse_generator.initial_pulse_count.clone(),
-            "busy": [list(tile.busy) for tile in self.tiles],
-            "controller": self.controller, "ledger": self.ledger,
-            "campaign_records": self.campaign_records, "checkpoints": self.checkpoints,
-            "campaigns": self.campaigns, "deployed_at_ns": self.deployed_at_ns,
+                           "programming": self.pulse_generator.generator.get_state()},
+            "controller": self.controller, "campaigns": self.campaigns, "deployed_at_ns": self.deployed_at_ns,
+            "checkpoints_done": self.checkpoints_done,
         }
-        return pickle.dumps(state)
 
-    def restore(self, blob: bytes) -> None:
-        """Load a snapshot into this freshly built chip (same scenario) and restart its processes."""
-        state = pickle.loads(blob)
+    def load_state(self, state: dict) -> None:
+        """Load :meth:`state` into this freshly built chip (same scenario) and restart its processes."""
         self.env = CountingEnvironment(initial_time=state["now"])
         self.env.events_processed = state["events"]
-        d = self.deployment.devices
         for key, value in state["devices"].items():
-            setattr(d, key, value)
-        self.controller, self.ledger = state["controller"], state["ledger"]
-        self.campaign_records, self.checkpoints = state["campaign_records"], state["checkpoints"]
+            setattr(self.devices, key, value.clone())
+        self.controller = state["controller"]
         self.campaigns, self.deployed_at_ns = state["campaigns"], state["deployed_at_ns"]
-        g = self.deployment.mapping.geometry
-        self.tiles = [CrossbarTile(self.env, t, g.rows, g.cols, busy) for t, busy in enumerate(state["busy"])]
+        self.checkpoints_done = state["checkpoints_done"]
         generators = {name: torch.Generator() for name in state["generators"]}
-        for name, gen in generators.items():
-            gen.set_state(state["generators"][name])
-        self.probe = IdentityProbe(self.env, d, self.ledger, generators["probe"])
-        self.pulse_generator = PulseGenerator(self.env, d, self.ledger, self.pulse_params, self.costs.channels,
-                                              generators["programming"], self.granularity)
-        self.pulse_generator.pulse_count = state["pulse_count"]
-        self.pulse_generator.initial_pulse_count = state["initial_pulse_count"]
-        self.eval_generator = generators["evaluation"]
+        for name, generator in generators.items():
+            generator.set_state(state["generators"][name])
+        self._build_blocks(self.env, generators)
         self.env.process(self._controller(None))
         self.env.process(self._checkpoints())
 
     def _initial_programming(self) -> Generator[simpy.Event, None, None]:
-        """Deployment: every weight and reference device programmed from RESET, tile by tile."""
-        devices = self.deployment.devices
-        for tile, local in zip(self.tiles, self.tile_used):
-            levels = devices.target_level[tile.global_index(local)].numpy()
+        """Deployment: every weight and reference device programmed from RESET, tile by tile,
+        to the levels the host holds (the off-chip memory)."""
+        for tile, local in zip(self.tiles, self.layout.used):
+            levels = self.offchip.deployment_levels(tile.index, local)
             yield from self.pulse_generator.program(tile, local.numpy(), levels, initial=True)
         self.deployed_at_ns = self.env.now
 
     def _controller(self, programming: simpy.Process | None) -> Generator[simpy.Event, None, None]:
         if programming is not None:
             yield programming
+        scope = "chip.controller"
         observation = None
         while True:
             mark = len(self.controller.trace)
             command = self.controller.step(self.env.now, observation)
-            self._record_decisions()
-            steps = self.controller.steps_since(mark)
-            if steps:
-                yield self.env.timeout(self.ledger.charge_controller(steps))
+            transitions = self.controller.trace[mark:]
+            for transition in transitions:
+                self.bus.emit(StateChange(self.env.now, scope, transition.state.value, transition.tile,
+                                          transition.campaign))
+            self._emit_decisions(scope)
+            if transitions:
+                # each step is charged to the tile it handles (None: between tiles, outside any)
+                for transition in transitions:
+                    cost = self.costs.controller(1)
+                    campaign = transition.campaign if transition.tile is not None else None
+                    self.bus.emit(Charge(self.env.now, scope, cost.energy, cost.counts, campaign, transition.tile))
+                yield self.env.timeout(len(transitions) * self.costs.timing.controller_step)
             observation = None
             if isinstance(command, Halt):
                 return  # the policy schedules nothing more
             if isinstance(command, Wait):
-                self.ledger.campaign = None
                 yield self.env.timeout(max(0, command.until_ns - self.env.now))
-            elif isinstance(command, Probe):
-                self.campaigns = self.controller.campaigns
-                record = CampaignRecord(self.campaigns, command.tile, self.env.now)
-                self.campaign_records.append(record)
-                self.ledger.campaign = record
-                observation = yield from self.probe.probe(self.tiles[command.tile], self.tile_used[command.tile])
-                record.end_ns = self.env.now
+                continue
+            campaign = self.controller.campaigns
+            if isinstance(command, Probe):
+                self.campaigns = campaign
+                self.bus.emit(Command(self.env.now, scope, "probe", campaign, command.tile, False))
+                observation = yield from self.probe.probe(self.tiles[command.tile], self.layout.used[command.tile],
+                                                          campaign)
+                self.bus.emit(Command(self.env.now, scope, "probe", campaign, command.tile, True))
             elif isinstance(command, Program):
+                self.bus.emit(Command(self.env.now, scope, "program", campaign, command.tile, False))
                 observation = yield from self.pulse_generator.program(
-                    self.tiles[command.tile], command.devices, command.levels)
-                self.ledger.campaign.end_ns = self.env.now
+                    self.tiles[command.tile], command.devices, command.levels, campaign=campaign)
+                self.bus.emit(Command(self.env.now, scope, "program", campaign, command.tile, True))
             elif isinstance(command, OffchipRead):
                 if not self.controller.policy.uses_offchip:
                     raise RuntimeError(f"policy {self.controller.policy.name!r} did not declare off-chip reads")
-                yield self.env.timeout(self.ledger.charge_offchip(command.n_bytes))
-                tile = self.tiles[command.tile]
-                copy = self.offchip_copy[tile.first_device:tile.first_device + tile.devices_per_tile]
-                observation = OffchipData(command.tile, copy.numpy().copy())
+                self.bus.emit(Command(self.env.now, scope, "offchip_read", campaign, command.tile, False))
+                levels = yield from self.offchip.read_tile(command.tile, command.n_bytes, campaign)
+                self.bus.emit(Command(self.env.now, scope, "offchip_read", campaign, command.tile, True))
+                observation = OffchipData(command.tile, levels)
 
-    def _record_decisions(self) -> None:
-        """Score the firmware's decoding against the truth (never shown to the firmware)."""
-        truth = self.deployment.devices.target_level
+    def _emit_decisions(self, scope: str) -> None:
         for decision in self.controller.decisions:
-            tile = self.tiles[decision.tile]
-            local = self.tile_used[decision.tile]
-            decoded = torch.from_numpy(decision.assigned)[local]
-            errors = int((decoded.to(torch.int16) != truth[tile.global_index(local)]).sum())
-            record = self.ledger.campaign
-            if record is not None and record.tile == decision.tile:
-                record.decode_errors += errors
-                record.devices_corrected += int(decision.devices.size)
-                record.corrected = decision.corrected
-                record.drift_metric = float(decision.decoded.drift_metric)
+            self.bus.emit(Decision(self.env.now, scope, decision.campaign, decision.tile, decision,
+                                   self.layout.used[decision.tile].numpy()))
         self.controller.decisions.clear()
 
     def _checkpoints(self) -> Generator[simpy.Event, None, None]:
-        for t_ns in self.checkpoint_times_ns[len(self.checkpoints):]:  # resumes after a restore
+        for t_ns in self.checkpoint_times_ns[self.checkpoints_done:]:  # resumes after a restore
             yield self.env.timeout(t_ns - self.env.now)
-            self.checkpoints.append(self._measure())
-            if self.progress is not None:
-                self.progress(self.env.now)
+            self._checkpoint(t_ns)
 
-    def _measure(self) -> CheckpointRecord:
-        """Accuracy now: ``accuracy_samples`` independent reads of the chip as it stands."""
+    def _checkpoint(self, t_ns: int) -> None:
+        """An evaluation time: with GDC the reference rows of every mapped tile are read (charged
+        outside any campaign, not blocking); then the observers measure."""
         if self.gdc:
-            # GDC refresh: the reference rows of every tile are read (charged, not blocking).
-            g = self.deployment.mapping.geometry
-            for _ in self.tiles:
-                self.ledger.charge_probe(2 * g.reference_rows, 2 * g.reference_cells)
-        samples = []
-        for _ in range(self.accuracy_samples):
-            g_read = read_used(self.deployment, self.env.now, self.eval_generator, self.used)
-            weights = readback_weights(self.deployment, g_read, self.gdc)
-            samples.append(accuracy_of(self.deployment, weights, self.x_test, self.y_test, self.periphery,
-                                       self.eval_generator))
-        std = float(np.std(samples, ddof=1)) if len(samples) > 1 else 0.0
-        counts = self.ledger.counts
-        return CheckpointRecord(self.env.now, float(np.mean(samples)), std, self.campaigns,
-                                counts["partial_set"] + counts["reset"], self.ledger.energy()["total"])
-
-    # --- results ------------------------------------------------------------------------
-    def availability(self) -> float:
-        """Fraction of time at least one complete copy of the network can serve (one copy here:
-        every tile of it must be free)."""
-        from twin.chip.tile import union_length
-        busy = [interval for tile in self.tiles for interval in tile.busy]
-        return 1.0 - union_length(busy, 0, self.duration_ns) / self.duration_ns
-
-    def longest_unavailability_ns(self) -> int:
-        merged: list[list[int]] = []
-        for a, b in sorted(i for tile in self.tiles for i in tile.busy):
-            if merged and a <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], b)
-            else:
-                merged.append([a, b])
-        return max((b - a for a, b in merged), default=0)
-
-
-def build_controller(deployment: Deployment, policy: Policy, decoder: str, correction_tolerance: float,
-                     max_retries: int) -> Controller:
-    return Controller(firmware_config(deployment), policy, decoder, correction_tolerance, max_retries)
+            lay = self.layout
+            for tile in self.tiles[:lay.mapped_tiles]:
+                cost = self.costs.probe(2 * lay.reference_rows, 2 * lay.reference_cells)
+                self.bus.emit(Charge(t_ns, "chip.gdc", cost.energy, cost.counts, None, tile.index))
+        self.checkpoints_done += 1
+        self.bus.emit(Checkpoint(t_ns, "chip"))

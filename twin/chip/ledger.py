@@ -1,9 +1,11 @@
-"""The energy/time ledger: every read, pulse, MVM, off-chip transfer and controller step is
-charged here, in one place, from one cost model.
+"""What every operation costs (:class:`CostModel`) and the ledger that books it (:class:`Ledger`).
 
-Each ``charge_*`` method records energy and counts and returns the duration (integer ns) the
-operation takes, which the SimPy process then waits. Energies are summed with ``math.fsum``
-so the total is the exact sum of its components whatever the order of charges.
+A block asks the cost model for an operation's :class:`Cost` (duration in integer ns, energy per
+component in joules, counters), emits it as a :class:`~twin.chip.events.Charge` naming the
+campaign and tile it belongs to, and waits the duration. The ledger is an observer of those
+charges: it sums each component with ``math.fsum``, so the total is the exact sum of its
+components whatever the order of charges. Where each joule and nanosecond is charged:
+docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -11,119 +13,95 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["CostModel", "Ledger", "ENERGY_COMPONENTS", "CampaignRecord"]
+from twin.chip.events import Charge
+from twin.chip.parameters import EnergyCosts, PulseChannels, TimingCosts
+from twin.params import param
+
+__all__ = ["ENERGY_COMPONENTS", "MAINTENANCE_COMPONENTS", "COUNTERS", "Cost", "CostModel", "Ledger"]
 
 ENERGY_COMPONENTS = ("initial_programming", "probe_read", "verify_read", "partial_set", "reset",
                      "offchip", "mvm", "controller", "static")
+MAINTENANCE_COMPONENTS = ("probe_read", "verify_read", "partial_set", "reset", "offchip", "controller")
+"""Maintenance energy, the one definition (run summary, compare, optimize): everything spent keeping
+the weights, i.e. probe and verify reads, pulses, off-chip transfers and controller steps (GDC
+reference reads included); not the initial programming, inference (mvm) or static power."""
+COUNTERS = ("probe_row_reads", "probe_devices", "verify_row_reads", "verify_devices", "partial_set", "reset",
+            "initial_partial_set", "initial_reset", "offchip_bytes", "controller_steps", "mvm")
+
+
+@dataclass(frozen=True)
+class Cost:
+    duration_ns: int
+    energy: tuple[tuple[str, float], ...]
+    counts: dict[str, int]
 
 
 @dataclass(frozen=True)
 class CostModel:
     """Durations in integer ns, energies in joules, static power in watts."""
 
-    read_cycle_ns: int
-    partial_set_ns: int
-    reset_ns: int
-    controller_step_ns: int
-    mvm_ns: int
-    offchip_per_byte_ns: int
-    read_per_device_j: float
-    partial_set_j: float
-    reset_j: float
-    mvm_j: float
-    offchip_per_byte_j: float
-    controller_step_j: float
-    static_power_w: float
-    channels: int
+    timing: TimingCosts = param(default_factory=TimingCosts)
+    energy: EnergyCosts = param(default_factory=EnergyCosts)
+    channels: int = param(PulseChannels().channels, ge=1)
 
     def pulse_round_ns(self, partial_set: int, reset: int) -> int:
         """A round's pulses on ``channels`` parallel channels: RESETs first, then partial-SETs."""
-        return (-(-reset // self.channels) * self.reset_ns
-                + -(-partial_set // self.channels) * self.partial_set_ns)
+        return (-(-reset // self.channels) * self.timing.reset_pulse
+                + -(-partial_set // self.channels) * self.timing.partial_set_pulse)
 
+    def probe(self, row_reads: int, devices_sensed: int) -> Cost:
+        return Cost(row_reads * self.timing.read_cycle, (("probe_read", devices_sensed * self.energy.read_per_device),),
+                    {"probe_row_reads": row_reads, "probe_devices": devices_sensed})
 
-@dataclass
-class CampaignRecord:
-    """One tile's part of one correction campaign (a row of campaigns.csv)."""
+    def pv_round(self, partial_set: int, reset: int, verify_rows: int, verify_devices: int, initial: bool) -> Cost:
+        """One program-and-verify round: its pulses, then the verify read of the active devices."""
+        e = self.energy
+        duration = self.pulse_round_ns(partial_set, reset) + verify_rows * self.timing.read_cycle
+        verify_j = verify_devices * e.read_per_device
+        if initial:
+            return Cost(duration, (("initial_programming", partial_set * e.partial_set_pulse
+                                    + reset * e.reset_pulse + verify_j),),
+                        {"initial_partial_set": partial_set, "initial_reset": reset})
+        return Cost(duration, (("partial_set", partial_set * e.partial_set_pulse), ("reset", reset * e.reset_pulse),
+                               ("verify_read", verify_j)),
+                    {"partial_set": partial_set, "reset": reset, "verify_row_reads": verify_rows,
+                     "verify_devices": verify_devices})
 
-    campaign: int
-    tile: int
-    start_ns: int
-    end_ns: int = 0
-    reads: int = 0  # row reads (probe + verify)
-    partial_set: int = 0
-    reset: int = 0
-    energy: dict[str, float] = field(default_factory=dict)
-    devices_corrected: int = 0
-    decode_errors: int = 0
-    corrected: bool = False
-    drift_metric: float = 0.0
+    def controller(self, steps: int) -> Cost:
+        return Cost(steps * self.timing.controller_step, (("controller", steps * self.energy.controller_step),),
+                    {"controller_steps": steps})
+
+    def offchip(self, n_bytes: int) -> Cost:
+        return Cost(n_bytes * self.timing.offchip_per_byte, (("offchip", n_bytes * self.energy.offchip_per_byte),),
+                    {"offchip_bytes": n_bytes})
+
+    def static(self, duration_ns: int) -> Cost:
+        return Cost(0, (("static", self.energy.static_power * duration_ns * 1e-9),), {})
 
 
 @dataclass
 class Ledger:
-    costs: CostModel
+    """Books every :class:`Charge` (attach it to the chip's bus): energy per component, counters."""
+
     _energy: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in ENERGY_COMPONENTS})
-    counts: dict[str, int] = field(default_factory=lambda: {
-        "probe_row_reads": 0, "probe_devices": 0, "verify_row_reads": 0, "verify_devices": 0,
-        "partial_set": 0, "reset": 0, "initial_partial_set": 0, "initial_reset": 0,
-        "offchip_bytes": 0, "controller_steps": 0, "mvm": 0})
-    campaign: CampaignRecord | None = None  # the record charges also go to, if any
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
 
-    def _add(self, component: str, joules: float) -> None:
-        self._energy[component].append(joules)
-        if self.campaign is not None and component != "static":
-            self.campaign.energy[component] = self.campaign.energy.get(component, 0.0) + joules
+    def __call__(self, event: Charge) -> None:
+        for component, joules in event.energy:
+            self._energy[component].append(joules)
+        for counter, n in event.counts.items():
+            self.counts[counter] += n
 
-    # --- charges: each returns the operation's duration in ns --------------------------
-    def charge_probe(self, row_reads: int, devices_sensed: int) -> int:
-        self.counts["probe_row_reads"] += row_reads
-        self.counts["probe_devices"] += devices_sensed
-        self._add("probe_read", devices_sensed * self.costs.read_per_device_j)
-        if self.campaign is not None:
-            self.campaign.reads += row_reads
-        return row_reads * self.costs.read_cycle_ns
-
-    def charge_pv_round(self, partial_set: int, reset: int, verify_rows: int, verify_devices: int,
-                        initial: bool) -> int:
-        """One program-and-verify round: its pulses, then the verify read of active devices."""
-        c = self.costs
-        pulse_j = partial_set * c.partial_set_j + reset * c.reset_j
-        verify_j = verify_devices * c.read_per_device_j
-        if initial:
-            self.counts["initial_partial_set"] += partial_set
-            self.counts["initial_reset"] += reset
-            self._add("initial_programming", pulse_j + verify_j)
-        else:
-            self.counts["partial_set"] += partial_set
-            self.counts["reset"] += reset
-            self.counts["verify_row_reads"] += verify_rows
-            self.counts["verify_devices"] += verify_devices
-            self._add("partial_set", partial_set * c.partial_set_j)
-            self._add("reset", reset * c.reset_j)
-            self._add("verify_read", verify_j)
-            if self.campaign is not None:
-                self.campaign.partial_set += partial_set
-                self.campaign.reset += reset
-                self.campaign.reads += verify_rows
-        return c.pulse_round_ns(partial_set, reset) + verify_rows * c.read_cycle_ns
-
-    def charge_controller(self, steps: int) -> int:
-        self.counts["controller_steps"] += steps
-        self._add("controller", steps * self.costs.controller_step_j)
-        return steps * self.costs.controller_step_ns
-
-    def charge_offchip(self, n_bytes: int) -> int:
-        self.counts["offchip_bytes"] += n_bytes
-        self._add("offchip", n_bytes * self.costs.offchip_per_byte_j)
-        return n_bytes * self.costs.offchip_per_byte_ns
-
-    def charge_static(self, duration_ns: int) -> None:
-        self._add("static", self.costs.static_power_w * duration_ns * 1e-9)
-
-    # --- totals ------------------------------------------------------------------------
     def energy(self) -> dict[str, float]:
         """Per component plus ``total`` = fsum of the components."""
         parts = {c: math.fsum(v) for c, v in self._energy.items()}
         parts["total"] = math.fsum(parts.values())
         return parts
+
+    def maintenance_j(self) -> float:
+        return maintenance_energy(self.energy())
+
+
+def maintenance_energy(energy_j: dict[str, float]) -> float:
+    """Maintenance energy of a run's ``energy_j`` (summary.json), by :data:`MAINTENANCE_COMPONENTS`."""
+    return math.fsum(energy_j[c] for c in MAINTENANCE_COMPONENTS)

@@ -14,35 +14,40 @@ import simpy
 import torch
 
 from firmware_model.interface import ProbeReading
-from twin.chip.ledger import Ledger
-from twin.device.pcm import DeviceArray
+from twin.chip.events import Charge, EventBus
+from twin.chip.ledger import CostModel
 from twin.chip.tile import CrossbarTile
+from twin.device.pcm import DeviceArray
 
 __all__ = ["IdentityProbe"]
 
 
 class IdentityProbe:
-    def __init__(self, env: simpy.Environment, devices: DeviceArray, ledger: Ledger,
-                 generator: torch.Generator) -> None:
+    scope = "chip.probe"
+
+    def __init__(self, env: simpy.Environment, devices: DeviceArray, costs: CostModel, generator: torch.Generator,
+                 bus: EventBus) -> None:
         self.env = env
         self.devices = devices
-        self.ledger = ledger
+        self.costs = costs
         self.generator = generator  # its own stream: probing never shifts other draws
+        self.bus = bus
 
-    def probe(self, tile: CrossbarTile, programmed: torch.Tensor | None = None
+    def probe(self, tile: CrossbarTile, programmed: torch.Tensor | None = None, campaign: int | None = None
               ) -> Generator[simpy.Event, None, ProbeReading]:
         """Hold the tile for 2 x rows row reads, then return what the periphery sensed.
 
         ``programmed`` (local indices) lists the devices ever programmed; the others hold no
         conductance and read exactly 0, so only the former are drawn (a speed-up, not an
-        approximation). Every row read is still charged.
+        approximation). Every row read is still charged, to ``campaign``.
         """
         with tile.port.request() as request:
             yield request
             start = self.env.now
-            duration = self.ledger.charge_probe(2 * tile.rows, 2 * tile.rows * tile.cols)
-            yield self.env.timeout(duration)
-            tile.mark_busy(start, self.env.now)
+            cost = self.costs.probe(2 * tile.rows, 2 * tile.rows * tile.cols)
+            self.bus.emit(Charge(start, self.scope, cost.energy, cost.counts, campaign, tile.index))
+            yield self.env.timeout(cost.duration_ns)
+            tile.mark_busy(start, self.env.now, "probe", campaign)
         g = np.zeros(tile.devices_per_tile, dtype=np.float64)
         local = torch.arange(tile.devices_per_tile) if programmed is None else programmed
         g[local.numpy()] = self.devices.read(self.env.now, self.generator, index=tile.global_index(local)).numpy()

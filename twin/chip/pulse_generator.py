@@ -17,37 +17,40 @@ import simpy
 import torch
 
 from firmware_model.interface import ProgramReport
-from twin.chip.ledger import Ledger
+from twin.chip.events import Charge, EventBus, ProgramRound, Programmed
+from twin.chip.ledger import CostModel
+from twin.chip.tile import CrossbarTile
 from twin.device.pcm import DeviceArray
 from twin.device.program_verify import ProgramVerifySession, PulseParameters, RoundOutcome
-from twin.chip.tile import CrossbarTile
 
-__all__ = ["PulseGenerator"]
+__all__ = ["PulseGenerator", "Granularity"]
 
 Granularity = Literal["campaign", "pulse"]
 
 
 class PulseGenerator:
-    def __init__(self, env: simpy.Environment, devices: DeviceArray, ledger: Ledger, params: PulseParameters,
-                 channels: int, generator: torch.Generator, granularity: Granularity = "campaign") -> None:
-        if channels < 1:
+    scope = "chip.pulse_generator"
+
+    def __init__(self, env: simpy.Environment, devices: DeviceArray, costs: CostModel, params: PulseParameters,
+                 generator: torch.Generator, bus: EventBus, granularity: Granularity = "campaign") -> None:
+        if costs.channels < 1:
             raise ValueError('"channels" must be >= 1.')
         self.env = env
         self.devices = devices
-        self.ledger = ledger
+        self.costs = costs
         self.params = params
-        self.channels = simpy.Container(env, capacity=channels, init=channels)
-        self.n_channels = channels
+        self.channels = simpy.Container(env, capacity=costs.channels, init=costs.channels)
         self.generator = generator
+        self.bus = bus
         self.granularity = granularity
-        self.pulse_count = torch.zeros(devices.size, dtype=torch.int32)  # maintenance pulses per device
-        self.initial_pulse_count = torch.zeros(devices.size, dtype=torch.int32)
 
-    def program(self, tile: CrossbarTile, local: np.ndarray, levels: np.ndarray, initial: bool = False
-                ) -> Generator[simpy.Event, None, ProgramReport]:
-        """Program-and-verify ``local`` devices of ``tile`` to ``levels`` while holding the tile."""
+    def program(self, tile: CrossbarTile, local: np.ndarray, levels: np.ndarray, initial: bool = False,
+                campaign: int | None = None) -> Generator[simpy.Event, None, ProgramReport]:
+        """Program-and-verify ``local`` devices of ``tile`` to ``levels`` while holding the tile;
+        every round is charged to ``campaign``."""
         index = tile.global_index(torch.from_numpy(np.asarray(local, dtype=np.int64)))
-        g_target = self.devices.level_conductance(torch.from_numpy(np.asarray(levels, dtype=np.int16)))
+        levels = np.asarray(levels, dtype=np.int16)
+        g_target = self.devices.level_conductance(torch.from_numpy(levels))
         with tile.port.request() as request:
             yield request
             start = self.env.now
@@ -55,33 +58,38 @@ class PulseGenerator:
                                            tile.rows, tile.cols, self.env.now, from_reset=initial)
             while not session.done:
                 outcome = session.step(self.env.now)
-                yield from self._round(outcome, initial)
+                yield from self._round(tile, outcome, initial, campaign)
             result = session.finish(self.env.now)
-            tile.mark_busy(start, self.env.now)
-        counts = self.initial_pulse_count if initial else self.pulse_count
-        counts[index] += result.pulses_per_device.to(torch.int32)
+            tile.mark_busy(start, self.env.now, "program", campaign)
+        pulses = result.pulses_per_device.numpy()
+        self.bus.emit(Programmed(self.env.now, self.scope, tile.index, index.numpy(), levels, pulses, initial,
+                                 campaign))
         return ProgramReport(tile.index, self.env.now, np.asarray(local), result.converged.numpy(),
-                             result.last_read.numpy().astype(np.float64), int(result.pulses_per_device.sum()))
+                             result.last_read.numpy().astype(np.float64), int(pulses.sum()))
 
-    def _round(self, outcome: RoundOutcome, initial: bool) -> Generator[simpy.Event, None, None]:
-        duration = self.ledger.charge_pv_round(outcome.partial_set, outcome.reset, outcome.verify_rows,
-                                               outcome.verify_devices, initial)
+    def _round(self, tile: CrossbarTile, outcome: RoundOutcome, initial: bool, campaign: int | None
+               ) -> Generator[simpy.Event, None, None]:
+        cost = self.costs.pv_round(outcome.partial_set, outcome.reset, outcome.verify_rows, outcome.verify_devices,
+                                   initial)
+        self.bus.emit(Charge(self.env.now, self.scope, cost.energy, cost.counts, campaign, tile.index))
+        self.bus.emit(ProgramRound(self.env.now, self.scope, tile.index, cost.duration_ns, outcome.partial_set,
+                                   outcome.reset, outcome.verify_rows, outcome.verify_devices, initial))
         if self.granularity == "campaign":
             if outcome.partial_set or outcome.reset:
-                yield self.channels.get(self.n_channels)
-                yield self.env.timeout(duration)
-                yield self.channels.put(self.n_channels)
-            elif duration:
-                yield self.env.timeout(duration)
+                yield self.channels.get(self.costs.channels)
+                yield self.env.timeout(cost.duration_ns)
+                yield self.channels.put(self.costs.channels)
+            elif cost.duration_ns:
+                yield self.env.timeout(cost.duration_ns)
             return
         # pulse mode: every pulse a process on one channel, RESETs issued before partial-SETs
-        costs = self.ledger.costs
-        pulses = [self.env.process(self._pulse(costs.reset_ns)) for _ in range(outcome.reset)]
-        pulses += [self.env.process(self._pulse(costs.partial_set_ns)) for _ in range(outcome.partial_set)]
+        timing = self.costs.timing
+        pulses = [self.env.process(self._pulse(timing.reset_pulse)) for _ in range(outcome.reset)]
+        pulses += [self.env.process(self._pulse(timing.partial_set_pulse)) for _ in range(outcome.partial_set)]
         if pulses:
             yield self.env.all_of(pulses)
         if outcome.verify_rows:
-            yield self.env.timeout(outcome.verify_rows * costs.read_cycle_ns)
+            yield self.env.timeout(outcome.verify_rows * timing.read_cycle)
 
     def _pulse(self, duration_ns: int) -> Generator[simpy.Event, None, None]:
         yield self.channels.get(1)

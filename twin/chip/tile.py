@@ -1,7 +1,8 @@
-"""A crossbar tile: its devices (a slice of the chip's device state) and its port.
+"""A crossbar tile: a slice of the chip's devices and the port that serialises access to it.
 
-While a tile is probed or programmed it cannot serve inference: the port is a SimPy
-resource of capacity 1, and every busy interval is recorded for availability.
+While a tile is probed or programmed it cannot serve inference: the port is a SimPy resource of
+capacity 1. Each busy interval is emitted as a :class:`~twin.chip.events.Busy` event (the
+availability observer turns them into availability figures).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 
 import simpy
 import torch
+
+from twin.chip.events import Busy, EventBus
 
 __all__ = ["CrossbarTile", "union_length"]
 
@@ -20,11 +23,15 @@ class CrossbarTile:
     index: int
     rows: int
     cols: int
+    bus: EventBus = field(default_factory=EventBus)
     port: simpy.Resource = field(init=False)
-    busy: list[tuple[int, int]] = field(default_factory=list)  # [start, end) in ns
 
     def __post_init__(self) -> None:
         self.port = simpy.Resource(self.env, capacity=1)
+
+    @property
+    def scope(self) -> str:
+        return f"chip.tile{self.index}"
 
     @property
     def devices_per_tile(self) -> int:
@@ -38,9 +45,9 @@ class CrossbarTile:
         """Chip-wide device numbers of this tile's local devices."""
         return local.to(torch.int64) + self.first_device
 
-    def mark_busy(self, start_ns: int, end_ns: int) -> None:
+    def mark_busy(self, start_ns: int, end_ns: int, activity: str, campaign: int | None = None) -> None:
         if end_ns > start_ns:
-            self.busy.append((start_ns, end_ns))
+            self.bus.emit(Busy(start_ns, self.scope, end_ns, self.index, activity, campaign))
 
 
 def union_length(intervals: list[tuple[int, int]], start: int, end: int) -> int:

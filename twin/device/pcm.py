@@ -17,33 +17,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from twin.device.parameters import PCMParameters
 from twin.units import SECOND
 
 __all__ = ["PCMParameters", "PCMStatistics", "DeviceArray"]
 
 _ZERO_CLIP = 1e-7  # aihwkit's floor on g/g_max inside the log of the drift-exponent fit
-
-
-@dataclass(frozen=True)
-class PCMParameters:
-    """Parameters of the statistical PCM model; defaults are aihwkit 1.1.0's ``PCMLikeNoiseModel``."""
-
-    g_max_us: float = 25.0  # conductance the model was fitted at (aihwkit pcm_inference docs)
-    prog_coeff: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)  # sigma_prog polynomial, uS
-    prog_coeff_g_max_reference_us: float = 25.0  # g_max the polynomial was fitted at
-    t0_s: float = 20.0  # drift reference time (first read after programming)
-    t_read_s: float = 250e-9  # read pulse width in the 1/f noise fit
-    prog_noise_scale: float = 1.0
-    read_noise_scale: float = 1.0
-    drift_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("g_max_us", "t0_s", "t_read_s", "prog_coeff_g_max_reference_us"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f'"{name}" must be > 0.')
-        for name in ("prog_noise_scale", "read_noise_scale", "drift_scale"):
-            if getattr(self, name) < 0:
-                raise ValueError(f'"{name}" must be >= 0.')
 
 
 class PCMStatistics:
@@ -132,7 +111,7 @@ class DeviceArray:
 
     levels: int
     statistics: PCMStatistics
-    target_level: torch.Tensor
+    target_level: torch.Tensor | None  # None on a chip: the original levels live off-chip
     g_prog: torch.Tensor = field(init=False)
     nu: torch.Tensor = field(init=False)
     t_prog_ns: torch.Tensor = field(init=False)
@@ -151,9 +130,16 @@ class DeviceArray:
         self.nu = torch.zeros(n, dtype=torch.float32, device=device)
         self.t_prog_ns = torch.zeros(n, dtype=torch.int64, device=device)
 
+    @classmethod
+    def unprogrammed(cls, levels: int, statistics: PCMStatistics, size: int) -> DeviceArray:
+        """``size`` devices that hold no record of what they should be (a chip's devices)."""
+        array = cls(levels, statistics, torch.zeros(size, dtype=torch.int16))
+        array.target_level = None
+        return array
+
     @property
     def size(self) -> int:
-        return self.target_level.numel()
+        return self.g_prog.numel()
 
     @property
     def g_max_us(self) -> float:
@@ -164,6 +150,8 @@ class DeviceArray:
         return level.to(torch.float32) * (self.g_max_us / self.levels)
 
     def target_conductance(self, index: torch.Tensor | None = None) -> torch.Tensor:
+        if self.target_level is None:
+            raise ValueError("these devices hold no target levels (a chip's targets live off-chip)")
         levels = self.target_level if index is None else self.target_level[index]
         return self.level_conductance(levels)
 
@@ -201,4 +189,22 @@ class DeviceArray:
         g_prog = self.g_prog if index is None else self.g_prog[index]
         nu = self.nu if index is None else self.nu[index]
         return g_prog * self.statistics.drift_factor(nu, self.age_s(now_ns, index))
+
+    # --- the pulse response (program-and-verify, twin.device.program_verify) -----------------
+    def pulse_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Standard normal draws for ``n`` pulses, scaled by the programming-noise knob."""
+        noise = torch.randn(n, generator=generator, dtype=torch.float32, device=self.g_prog.device)
+        return noise * self.statistics.params.prog_noise_scale
+
+    def verify_read(self, g: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A verify read right after a pulse: the read noise of a freshly programmed device."""
+        zeros = torch.zeros_like(g)
+        return self.statistics.read(g, zeros, zeros, generator)
+
+    def commit(self, index: torch.Tensor, g: torch.Tensor, g_target: torch.Tensor, now_ns: int,
+               generator: torch.Generator) -> None:
+        """End of programming: new G_prog, a new drift exponent for the target, drift age 0."""
+        self.g_prog[index] = g.to(self.g_prog.dtype)
+        self.nu[index] = self.statistics.drift_exponents(g_target, generator).to(self.nu.dtype)
+        self.t_prog_ns[index] = int(now_ns)
 

@@ -24,47 +24,10 @@ from dataclasses import dataclass
 
 import torch
 
-from twin.device.pcm import DeviceArray
+from twin.device.parameters import PulseParameters
+from twin.device.model import DeviceModel
 
 __all__ = ["PulseParameters", "RoundOutcome", "SessionResult", "ProgramVerifySession"]
-
-
-@dataclass(frozen=True)
-class PulseParameters:
-    """Pulse and verify parameters, conductances in uS.
-
-    Defaults: calibrated by Monte-Carlo grid scans of this module (K = 8 and K = 16 levels,
-    g_max = 25 uS, aihwkit read noise at age 0, up to 40,000 devices per level, 3 seeds)
-    so that the std of (true final G - target) after P&V from RESET matches aihwkit's
-    sigma_prog(gT): within 9.2 % at k = 1, 2, 4, 8 of K = 8 (worst k = 4: 0.908; the settings
-    that fit these four levels more tightly, to ~6 %, do so with a band of 0.7 uS that
-    overshoots sigma_prog by 30 % at g_max/16); see docs/program-verify.md. The pulse step
-    itself is an assumption: no published value.
-    """
-
-    partial_set_step_mean_us: float = 3.0  # calibrated (assumption: no published value)
-    partial_set_step_std_us: float = 1.2  # calibrated
-    reset_g_mean_us: float = 0.0
-    reset_g_std_us: float = 0.26348  # aihwkit's sigma_prog at G = 0
-    tolerance_abs_us: float = 0.4  # calibrated
-    tolerance_rel: float = 0.045  # calibrated
-    max_iterations: int = 100
-
-    def __post_init__(self) -> None:
-        if not self.partial_set_step_mean_us > 0:
-            raise ValueError('"partial_set_step_mean_us" must be > 0.')
-        for name in ("partial_set_step_std_us", "reset_g_mean_us", "reset_g_std_us",
-                     "tolerance_abs_us", "tolerance_rel"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f'"{name}" must be >= 0.')
-        if self.tolerance_abs_us == 0 and self.tolerance_rel == 0:
-            raise ValueError('"tolerance_abs_us" and "tolerance_rel" cannot both be 0.')
-        if not (isinstance(self.max_iterations, int) and self.max_iterations >= 1):
-            raise ValueError('"max_iterations" must be an integer >= 1.')
-
-    def band(self, g_target: torch.Tensor) -> torch.Tensor:
-        """Half-width of the verify band around each target (uS)."""
-        return self.tolerance_abs_us + self.tolerance_rel * g_target
 
 
 @dataclass(frozen=True)
@@ -101,7 +64,7 @@ class ProgramVerifySession:
     one RESET puts the device at its lowest state, so it stops right after it.
     """
 
-    def __init__(self, devices: DeviceArray, index: torch.Tensor, g_target: torch.Tensor,
+    def __init__(self, devices: DeviceModel, index: torch.Tensor, g_target: torch.Tensor,
                  params: PulseParameters, generator: torch.Generator, rows: int, cols: int,
                  now_ns: int, from_reset: bool) -> None:
         if index.dim() != 1 or g_target.shape != index.shape:
@@ -146,8 +109,7 @@ class ProgramVerifySession:
         return int(torch.unique(self._line[idx]).numel()) if idx.numel() else 0
 
     def _prog_noise(self, n: int) -> torch.Tensor:
-        noise = torch.randn(n, generator=self.generator, dtype=torch.float32, device=self.g_true.device)
-        return noise * self.devices.statistics.params.prog_noise_scale
+        return self.devices.pulse_noise(n, self.generator)
 
     def _retire(self, idx: torch.Tensor, converged: bool) -> None:
         self.active[idx] = False
@@ -195,9 +157,7 @@ class ProgramVerifySession:
         self._retire(act[target == 0], converged=True)
         read_idx = act[target != 0]
         if read_idx.numel():
-            g = self.g_true[read_idx]
-            zeros = torch.zeros_like(g)
-            reading = self.devices.statistics.read(g, zeros, zeros, self.generator)
+            reading = self.devices.verify_read(self.g_true[read_idx], self.generator)
             self.last_read[read_idx] = reading
             verify_devices += int(read_idx.numel())
             verify_rows += self._rows(read_idx)
@@ -224,10 +184,7 @@ class ProgramVerifySession:
         pulsed = self.pulses_per_device > 0
         idx = self.index[pulsed]
         if idx.numel():
-            d = self.devices
-            d.g_prog[idx] = self.g_true[pulsed].to(d.g_prog.dtype)
-            d.nu[idx] = d.statistics.drift_exponents(self.g_target[pulsed], self.generator).to(d.nu.dtype)
-            d.t_prog_ns[idx] = int(now_ns)
+            self.devices.commit(idx, self.g_true[pulsed], self.g_target[pulsed], now_ns, self.generator)
         return SessionResult(converged=self.converged.clone(), pulses_per_device=self.pulses_per_device.clone(),
                              last_read=self.last_read.clone(), partial_set=self.partial_set_total,
                              reset=self.reset_total, rounds=self.rounds)

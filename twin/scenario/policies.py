@@ -1,9 +1,12 @@
 """Scenario ``policy`` sections: one pydantic model per correction policy (docs/policies.md).
 
-The firmware's policy objects live in ``firmware_model/policies.py``; these models only validate
-what a scenario file says and hand the parameters over. A user's own policy class is named by
-import path (``class: "my_pkg.policies:MyPolicy"``) and gets its remaining keys as keyword
-arguments.
+Each built-in policy's section derives from its firmware dataclass (``firmware_model.policies``),
+which owns the parameter defaults, with the same field names; the settings every policy shares
+(decoder, correction tolerance, retries) take their defaults from the firmware's ``Controller``.
+What belongs to the scenario alone is defined here: whether GDC runs between corrections and the
+order of tiles, and the per-policy choices that follow the paper (the threshold rule's nearest
+decoder, no GDC). A user's own policy class is named by import path
+(``class: "my_pkg.policies:MyPolicy"``) and gets its remaining keys as keyword arguments.
 """
 
 from __future__ import annotations
@@ -11,99 +14,86 @@ from __future__ import annotations
 import importlib
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
-from twin.scenario.quantities import Duration
-from twin.units import DAY, HOUR
+from firmware_model import policies as firmware
+from firmware_model.controller import Controller
+from twin.scenario.derive import Section, exposed_fields, section
 
 __all__ = ["PolicyBase", "NonePolicy", "GdcPolicy", "PeriodicPolicy", "ThresholdPolicy", "DriftAwarePolicy",
-           "FullRefreshPolicy", "HybridPolicy", "CustomPolicy", "Policy", "POLICY_NAMES", "load_policy_class"]
+           "FullRefreshPolicy", "HybridPolicy", "CustomPolicy", "Policy", "POLICY_NAMES", "CONTROLLER_FIELDS",
+           "load_policy_class"]
 
-PositiveDuration = Annotated[Duration, Field(gt=0)]
 Decoder = Literal["drift_aware", "nearest"]
 Order = Literal["index", "sensitivity"]
 
-
-class PolicyBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str
-    gdc: bool = False  # global drift compensation of the MVM output between corrections
-    decoder: Decoder = "drift_aware"
-    # fraction of the level spacing g_max/K; a device is corrected beyond it (assumption)
-    correction_tolerance: float = Field(0.25, gt=0, le=0.5)
-    max_retries: int = Field(1, ge=0)  # assumption
-    order: Order = "index"  # "sensitivity": the tiles of the layers that hurt accuracy most first
-
-
-class NonePolicy(PolicyBase):
-    """No correction: the chip is programmed once and left to drift."""
-    name: Literal["none"] = "none"
-    gdc: bool = False  # the uncorrected baseline
+# The controller's settings come from its own dataclass fields (defaults, bounds, sources); the
+# name, GDC and tile order are the scenario's.
+CONTROLLER_FIELDS = tuple(exposed_fields(Controller))
+_COMMON = {"name": (str, ...),
+           "gdc": (bool, Field(False, description="global drift compensation of the MVM output between corrections")),
+           "order": (Order, Field("index", description="'sensitivity': the tiles of the layers that hurt accuracy "
+                                                      "most first"))}
+PolicyBase = section("PolicyBase", Controller, annotations={"decoder": Decoder}, extra=_COMMON,
+                     order=("name", "gdc", *CONTROLLER_FIELDS, "order"),
+                     doc="What every policy section has: name, GDC, the controller's settings, tile order.")
+PolicyBase.__sources__ = ()  # the Controller needs a configuration: its bounds are checked as fields
 
 
-class GdcPolicy(PolicyBase):
-    """Global drift compensation only: reference reads, never a pulse."""
-    name: Literal["gdc"] = "gdc"
-    gdc: Literal[True] = True
+def _policy(model_name: str, firmware_cls: type, doc: str, **overrides: tuple[Any, Any]) -> type[Section]:
+    """The section of a built-in policy: its name, its firmware parameters, scenario-level defaults."""
+    name = firmware_cls().name
+    extra = {"name": (Literal[name], name)} | overrides
+    model = section(model_name, firmware_cls, base=PolicyBase, extra=extra, doc=doc)
+    model.__firmware__ = firmware_cls
+    return model
 
 
-class PeriodicPolicy(PolicyBase):
-    """Read back and correct every tile every ``interval``."""
-    name: Literal["periodic"] = "periodic"
-    interval: PositiveDuration = DAY  # assumption
-    gdc: bool = True  # GDC between corrections (pcm-numbers.md: GDC holds most accuracy)
+NonePolicy = _policy("NonePolicy", firmware.NoCorrection, "No correction: the chip is programmed once and left to drift.")
+GdcPolicy = _policy("GdcPolicy", firmware.GdcOnly, "Global drift compensation only: reference reads, never a pulse.",
+                    gdc=(Literal[True], True))
+PeriodicPolicy = _policy("PeriodicPolicy", firmware.Periodic, "Read back and correct every tile every ``interval``.",
+                         gdc=(bool, Field(True, description="GDC between corrections (pcm-numbers.md)")))
+ThresholdPolicy = _policy(
+    "ThresholdPolicy", firmware.Threshold,
+    "arXiv 2310.00337: probe every ``interval``, correct a tile when its normalised drift exceeds ``threshold``.",
+    decoder=(Decoder, Field("nearest", description="arXiv 2310.00337 (snap to the nearest multiple)")))
+DriftAwarePolicy = _policy(
+    "DriftAwarePolicy", firmware.DriftAware,
+    "Intervals that grow geometrically (drift is logarithmic in time): ``interval``, then x ``growth`` each "
+    "campaign, capped at ``max_interval``; drift-removing decoder.", gdc=(bool, True))
+FullRefreshPolicy = _policy(
+    "FullRefreshPolicy", firmware.FullRefresh,
+    "Re-program off-level devices from an off-chip copy of the weights every ``interval``; pays for moving the "
+    "weights (``bytes_per_weight`` per weight cell, energy.offchip_per_byte, timing.offchip_per_byte).",
+    gdc=(bool, True))
+HybridPolicy = _policy("HybridPolicy", firmware.Hybrid,
+                       "HWA-trained weights (the scenario's network is fine-tuned with noise injection) plus "
+                       "periodic self-correction.", gdc=(bool, True))
 
 
-class ThresholdPolicy(PolicyBase):
-    """arXiv 2310.00337: probe every ``interval``, correct a tile when its normalised drift exceeds ``threshold``."""
-    name: Literal["threshold"] = "threshold"
-    interval: PositiveDuration = DAY  # assumption
-    threshold: float = Field(0.05, gt=0)  # arXiv 2310.00337
-    gdc: bool = False  # arXiv 2310.00337 (no GDC)
-    decoder: Decoder = "nearest"  # arXiv 2310.00337 (snap to the nearest multiple)
-
-
-class DriftAwarePolicy(PolicyBase):
-    """Intervals that grow geometrically (drift is logarithmic in time): ``interval``, then x ``growth``
-    each campaign, capped at ``max_interval``; drift-removing decoder."""
-    name: Literal["drift_aware"] = "drift_aware"
-    interval: PositiveDuration = HOUR  # first interval (assumption)
-    growth: float = Field(2.0, ge=1.0)  # assumption
-    max_interval: PositiveDuration = 30 * DAY  # assumption
-    gdc: bool = True
-
-
-class FullRefreshPolicy(PolicyBase):
-    """Re-program off-level devices from an off-chip copy of the weights every ``interval``;
-    pays for moving the weights (``bytes_per_weight`` per weight cell, energy.offchip_per_byte,
-    timing.offchip_per_byte)."""
-    name: Literal["full_refresh"] = "full_refresh"
-    interval: PositiveDuration = 30 * DAY  # assumption
-    bytes_per_weight: int = Field(1, ge=1)  # two 4-bit level indices per cell (assumption)
-    gdc: bool = True
-
-
-class HybridPolicy(PolicyBase):
-    """HWA-trained weights (the scenario's network is fine-tuned with noise injection) plus
-    periodic self-correction."""
-    name: Literal["hybrid"] = "hybrid"
-    interval: PositiveDuration = DAY  # assumption
-    gdc: bool = True
-
-
-class CustomPolicy(BaseModel):
+class CustomPolicy(PolicyBase):
     """A user's policy class by import path; every other key is passed to its constructor."""
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True,
+                              serialize_by_alias=True)
     class_: str = Field(alias="class", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-    name: str = "custom"
-    gdc: bool = False
-    decoder: Decoder = "drift_aware"
-    correction_tolerance: float = Field(0.25, gt=0, le=0.5)
-    max_retries: int = Field(1, ge=0)
-    order: Order = "index"
+    name: str = "custom"  # replaced by the class's own ``name`` when it has one (build)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_by_its_class(cls, data: Any) -> Any:
+        """Without a ``name``, the policy is called what its class calls itself (reports show it)."""
+        path = data.get("class", data.get("class_")) if isinstance(data, dict) else None
+        if isinstance(path, str) and "name" not in data:
+            try:
+                name = getattr(load_policy_class(path), "name", None)
+            except ValueError:
+                name = None  # reported by the after-validator, against the field
+            data = {**data, "name": name if isinstance(name, str) and name else "custom"}
+        return data
 
     @model_validator(mode="after")
-    def _importable(self) -> "CustomPolicy":
+    def _importable(self) -> CustomPolicy:
         load_policy_class(self.class_)
         return self
 

@@ -21,11 +21,14 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
                       ValidationError, field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
-from twin.scenario.quantities import (UNITS_REQUIRED, Duration, Energy, Power, duration_label, parse_energy,
-                             parse_power)
+from twin.chip.parameters import ChipSpec, EnergyCosts, PulseChannels, TimingCosts
+from twin.device.parameters import PCMParameters, PulseParameters
+from twin.scenario.derive import field_error, section
+from twin.scenario.quantities import UNITS_REQUIRED, Duration
+from twin.toolchain.specs import ARCHITECTURE_DATASET, NetworkSpec, TileGeometry, tiles_needed
 from twin.scenario.loader import ScenarioError, absolute_path, apply_overrides, parse_yaml
 from twin.scenario.policies import POLICY_NAMES, NonePolicy, PeriodicPolicy, Policy, ThresholdPolicy
-from twin.units import SECOND, YEAR, parse_duration
+from twin.units import SECOND, YEAR, duration_label
 
 __all__ = [
     "MNIST_FILES", "ScenarioError", "ChipConfig", "DeviceConfig", "PulseGeneratorConfig",
@@ -42,36 +45,11 @@ _MNIST_HINT = (f"point it at a folder holding {', '.join(MNIST_FILES)} (raw or .
                "`twin run scenarios/paper_mnist.yaml --set network.data_path=/path/to/mnist`")
 
 PositiveDuration = Annotated[Duration, Field(gt=0)]
-
-
-def _field_error(field: str, message: str) -> PydanticCustomError:
-    """An error raised by a model validator that belongs to one of the model's fields."""
-    return PydanticCustomError("scenario_field", "{message}", {"field": field, "message": message})
+_field_error = field_error
 
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DeviceConfig(_Config):
-    """PCM statistics: scales on aihwkit's PCMLikeNoiseModel (all 1.0 = IBM's fitted model)."""
-    prog_noise_scale: float = Field(1.0, ge=0)  # aihwkit PCMLikeNoiseModel default
-    read_noise_scale: float = Field(1.0, ge=0)  # aihwkit PCMLikeNoiseModel default
-    drift_scale: float = Field(1.0, ge=0)  # aihwkit PCMLikeNoiseModel default
-    t0: PositiveDuration = parse_duration("20 s")  # aihwkit; Joshi et al. Nat. Commun. 2020
-    t_read: PositiveDuration = parse_duration("250 ns")  # aihwkit
-
-
-class PulseGeneratorConfig(_Config):
-    """The on-chip pulse generator used by program-and-verify."""
-    channels: int = Field(16, ge=1)  # assumption
-    partial_set_step_mean_us: float = Field(3.0, gt=0)  # assumption, calibrated: docs/program-verify.md
-    partial_set_step_std_us: float = Field(1.2, ge=0)  # assumption, calibrated: docs/program-verify.md
-    reset_g_mean_us: float = Field(0.0, ge=0)  # assumption: RESET lands near G = 0
-    reset_g_std_us: float = Field(0.26348, ge=0)  # aihwkit sigma_prog at G = 0
-    verify_tolerance_abs_us: float = Field(0.4, ge=0)  # assumption, calibrated: docs/program-verify.md
-    verify_tolerance_rel: float = Field(0.045, ge=0)  # assumption, calibrated; band = abs + rel * target
-    max_iterations: int = Field(100, ge=1)  # assumption
 
 
 def _tiles_in(value: Any) -> Any:
@@ -80,56 +58,23 @@ def _tiles_in(value: Any) -> Any:
     raise ValueError(f"must be 'auto' or a positive integer, got {value!r}")
 
 
-class ChipConfig(_Config):
-    """Tile geometry and the multi-level cell."""
-    tiles: Annotated[int | Literal["auto"], BeforeValidator(_tiles_in)] = "auto"  # auto: as many as the network needs
-    rows: int = Field(256, ge=1)  # IBM HERMES core / Le Gallo et al. 2023: 256x256
-    cols: int = Field(256, ge=1)  # IBM HERMES core / Le Gallo et al. 2023: 256x256
-    levels: int = Field(8, ge=1)  # K of arXiv 2310.00337
-    g_max_us: float = Field(25.0, gt=0)  # aihwkit pcm_inference (Nandakumar 2019, Joshi 2020)
-    reference_cells: int = Field(64, ge=0)  # assumption
-    device: DeviceConfig = Field(default_factory=DeviceConfig)
-    pulse_generator: PulseGeneratorConfig = Field(default_factory=PulseGeneratorConfig)
-
-    @model_validator(mode="after")
-    def _room_for_weights(self) -> ChipConfig:
-        if math.ceil(self.reference_cells / self.cols) >= self.rows:
-            raise _field_error("reference_cells", f"{self.reference_cells} reference cells fill all "
-                               f"{self.rows} rows of {self.cols} columns; leave at least one row for weights")
-        return self
+DeviceConfig = section("DeviceConfig", PCMParameters,
+                       doc="PCM statistics: scales on aihwkit's PCMLikeNoiseModel (all 1.0 = IBM's fitted model).")
+PulseGeneratorConfig = section("PulseGeneratorConfig", PulseChannels, PulseParameters,
+                               doc="The on-chip pulse generator used by program-and-verify.")
+ChipConfig = section(
+    "ChipConfig", ChipSpec, TileGeometry, doc="Tile geometry and the multi-level cell.",
+    annotations={"tiles": Annotated[int | Literal["auto"], BeforeValidator(_tiles_in)]},
+    extra={"device": (DeviceConfig, Field(default_factory=DeviceConfig)),
+           "pulse_generator": (PulseGeneratorConfig, Field(default_factory=PulseGeneratorConfig))},
+    order=("tiles", "rows", "cols", "levels", "g_max_us", "reference_cells"))
+TimingConfig = section("TimingConfig", TimingCosts)
+EnergyConfig = section("EnergyConfig", EnergyCosts)
+_NetworkBase = section("_NetworkBase", NetworkSpec)
 
 
-class TimingConfig(_Config):
-    read_cycle: PositiveDuration = parse_duration("100 ns")  # assumption (PCM read ~50 ns, J. Nanomaterials 2013)
-    partial_set_pulse: PositiveDuration = parse_duration("150 ns")  # SET pulse, Lee et al. ISCA 2009
-    reset_pulse: PositiveDuration = parse_duration("40 ns")  # Lee et al. ISCA 2009
-    controller_step: PositiveDuration = parse_duration("1 us")  # assumption
-    mvm: PositiveDuration = parse_duration("130 ns")  # assumption
-    offchip_per_byte: Duration = parse_duration("1 ns")  # assumption
-
-
-class EnergyConfig(_Config):
-    read_per_device: Energy = parse_energy("2 pJ")  # Lee et al. ISCA 2009
-    partial_set_pulse: Energy = parse_energy("5 pJ")  # assumption: not published
-    reset_pulse: Energy = parse_energy("16.82 pJ")  # write energy per bit attributed to Lee et al. ISCA 2009
-    mvm: Energy = parse_energy("100 pJ")  # assumption
-    offchip_per_byte: Energy = parse_energy("160 pJ")  # assumption (~20 pJ/bit DRAM)
-    controller_step: Energy = parse_energy("10 pJ")  # assumption
-    static_power: Power = parse_power("1 mW")  # assumption
-
-
-class NetworkConfig(_Config):
-    architecture: Literal["digits_cnn", "paper_mnist_cnn"] = "digits_cnn"  # assumption: the small default
-    dataset: Literal["digits", "mnist"] = "digits"  # scikit-learn's bundled 8x8 digits
-    data_path: Path | None = None  # folder with the four MNIST IDX files (mnist only)
-    checkpoint: Path | None = None  # a torch state_dict file; None = train (cached)
-    hwa: bool = False  # assumption: plain digital training
-    epochs: int | None = Field(None, ge=1)  # None = the network's default (twin.toolchain.training)
-    sa_iterations: int = Field(1000, ge=1)  # twin.toolchain.quantize.SASchedule default
-    sa_restarts: int = Field(39, ge=0)  # twin.toolchain.quantize.SASchedule default
-    # seed of the data split, training and quantization; None = the scenario's seed. `twin compare`
-    # pins it to the first seed so that its seeds vary only the chip (programming, reads).
-    seed: int | None = Field(None, ge=0)
+class NetworkConfig(_NetworkBase):
+    """The network a scenario deploys (fields and defaults: twin.toolchain.specs.NetworkSpec)."""
 
     @field_validator("data_path", "checkpoint")
     @classmethod
@@ -138,7 +83,7 @@ class NetworkConfig(_Config):
 
     @model_validator(mode="after")
     def _consistent(self) -> NetworkConfig:
-        needs = {"digits_cnn": "digits", "paper_mnist_cnn": "mnist"}[self.architecture]
+        needs = ARCHITECTURE_DATASET[self.architecture]
         if self.dataset != needs:
             raise _field_error("architecture", f"{self.architecture} runs on dataset {needs!r}, "
                                f"not {self.dataset!r}")
@@ -185,6 +130,7 @@ class SimulationConfig(_Config):
 class OutputsConfig(_Config):
     per_device_pulses: bool = True
     progress: bool = True
+    trace: bool = False  # trace.csv: every controller state change, command, busy interval and P&V round
 
 
 class Scenario(_Config):
@@ -206,8 +152,9 @@ class Scenario(_Config):
     @model_validator(mode="before")
     @classmethod
     def _policy_name_defaults_to_periodic(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("policy"), dict) and "name" not in data["policy"]:
-            data = {**data, "policy": {"name": "periodic", **data["policy"]}}
+        policy = data.get("policy") if isinstance(data, dict) else None
+        if isinstance(policy, dict) and "name" not in policy and "class" not in policy and "class_" not in policy:
+            data = {**data, "policy": {"name": "periodic", **policy}}
         return data
 
     @model_validator(mode="after")
@@ -220,6 +167,18 @@ class Scenario(_Config):
         elif self.checkpoints.spacing == "log" and self.checkpoints.start > self.duration:
             raise _field_error("checkpoints.start", f"{duration_label(self.checkpoints.start)} "
                                f"is beyond the duration {end}")
+        return self
+
+    @model_validator(mode="after")
+    def _enough_tiles(self) -> Scenario:
+        chip = self.chip
+        if chip.tiles != "auto":
+            geometry = TileGeometry(chip.rows, chip.cols, chip.reference_cells)
+            needed = tiles_needed(self.network.architecture, geometry)
+            if chip.tiles < needed:
+                raise _field_error("chip.tiles", f"{self.network.architecture} needs {needed} tiles of "
+                                   f"{chip.rows} x {chip.cols} ({chip.reference_cells} reference cells), "
+                                   f"the chip has {chip.tiles}")
         return self
 
     def checkpoint_times_ns(self) -> list[int]:

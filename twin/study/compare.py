@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from twin.chip.ledger import maintenance_energy
 from twin.atomic import atomic_write_bytes, atomic_write_text, prepare_output_dir
 from twin.scenario.schema import Scenario, ScenarioError, load_scenario
 from twin.units import DAY, SECOND
@@ -134,12 +135,12 @@ def run_many(tasks: list[tuple[Scenario, str, int]], workers: int | None = None,
 
 def _warm_cache(tasks: list[tuple[Scenario, str, int]]) -> None:
     """Train each distinct network once here, so workers only load it from the cache."""
-    from twin.simulate import network_config
+    from twin.scenario.build import network_spec
     from twin.toolchain.prepare import prepare_network
     seen = set()
     for scenario, _, _ in tasks:
-        network, seed = network_config(scenario)
-        key = (network.model_dump_json(), seed, scenario.chip.levels)
+        network, seed = network_spec(scenario)
+        key = (repr(network), seed, scenario.chip.levels)
         if key not in seen:
             seen.add(key)
             prepare_network(network, scenario.chip.levels, seed, scenario.evaluation.test_images)
@@ -164,8 +165,7 @@ def policy_metrics(summaries: list[dict]) -> dict:
     days = summaries[0]["duration_s"] / (DAY / SECOND)
 
     def maintenance(s: dict) -> float:
-        e = s["energy_j"]
-        return math.fsum(e[c] for c in ("probe_read", "verify_read", "partial_set", "reset", "offchip", "controller"))
+        return maintenance_energy(s["energy_j"])  # the one definition (twin.chip.ledger)
 
     return {
         "seeds": [s["seed"] for s in summaries],
@@ -178,7 +178,8 @@ def policy_metrics(summaries: list[dict]) -> dict:
         "energy_maintenance_per_day_j": _stats([maintenance(s) / days for s in summaries]),
         "pulses": _stats([s["pulses"]["total"] for s in summaries]),
         "campaigns": _stats([s["campaigns"] for s in summaries]),
-        "decode_errors": _stats([s["decode_errors"] for s in summaries]),
+        "misreads": _stats([s["misreads"] for s in summaries]),
+        "displaced_devices": _stats([s["displaced_devices"] for s in summaries]),
         "availability": _stats([s["availability"] for s in summaries]),
         "longest_unavailability_s": _stats([s["longest_unavailability_s"] for s in summaries]),
     }
@@ -218,7 +219,7 @@ CSV_COLUMNS = [("accuracy_start", "mean"), ("accuracy_final", "mean"), ("accurac
                ("accuracy_min", "mean"), ("accuracy_min", "min"), ("accuracy_time_weighted", "mean"),
                ("accuracy_time_weighted", "std"), ("energy_total_j", "mean"), ("energy_maintenance_j", "mean"),
                ("energy_maintenance_per_day_j", "mean"), ("pulses", "mean"), ("campaigns", "mean"),
-               ("decode_errors", "mean"), ("availability", "mean"), ("longest_unavailability_s", "max")]
+               ("misreads", "mean"), ("displaced_devices", "mean"), ("availability", "mean"), ("longest_unavailability_s", "max")]
 
 
 def csv_text(result: dict) -> str:

@@ -61,14 +61,19 @@ def analog_to_digital(analog: nn.Module, digital: nn.Module) -> None:
 @torch.no_grad()
 def aihwkit_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, times_s: list[float],
                      repeats: int, seed: int, g_max_us: float = 25.0) -> dict[float, list[float]]:
-    """Accuracy per time through aihwkit's own program/drift path (global torch RNG, seeded here)."""
-    analog = convert_to_analog(model, crosscheck_rpu_config(g_max_us))
-    analog.eval()
+    """Accuracy per time through aihwkit's own program/drift path.
+
+    aihwkit's programming and drift noise can only draw from torch's global generator: it is
+    seeded (``seed + repeat``) inside ``fork_rng``, so the caller's global RNG state is untouched.
+    """
     results: dict[float, list[float]] = {t: [] for t in times_s}
-    for repeat in range(repeats):
-        torch.manual_seed(seed + repeat)
-        analog.program_analog_weights()
-        for t in times_s:
-            analog.drift_analog_weights(t)
-            results[t].append((analog(x).argmax(dim=1) == y).float().mean().item())
+    with torch.random.fork_rng(devices=[]):
+        analog = convert_to_analog(model, crosscheck_rpu_config(g_max_us))
+        analog.eval()
+        for repeat in range(repeats):
+            torch.manual_seed(seed + repeat)
+            analog.program_analog_weights()
+            for t in times_s:
+                analog.drift_analog_weights(t)
+                results[t].append((analog(x).argmax(dim=1) == y).float().mean().item())
     return results

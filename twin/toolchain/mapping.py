@@ -25,36 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from twin.toolchain.specs import TileGeometry
+
 __all__ = ["TileGeometry", "LayerPlacement", "ChipMapping", "LevelEncoding", "SinglePairEncoding",
            "layer_matrix", "reference_levels"]
-
-
-@dataclass(frozen=True)
-class TileGeometry:
-    rows: int = 256
-    cols: int = 256
-    reference_cells: int = 64  # per tile; assumption: 8 cells per level at K = 8
-
-    def __post_init__(self) -> None:
-        if self.rows < 1 or self.cols < 1:
-            raise ValueError('"rows" and "cols" must be >= 1.')
-        if self.reference_cells < 0:
-            raise ValueError('"reference_cells" must be >= 0.')
-        if self.reference_rows >= self.rows:
-            raise ValueError(f'"reference_cells" ({self.reference_cells}) leave no row for weights '
-                             f"in a {self.rows} x {self.cols} tile")
-
-    @property
-    def reference_rows(self) -> int:
-        return math.ceil(self.reference_cells / self.cols)
-
-    @property
-    def weight_rows(self) -> int:
-        return self.rows - self.reference_rows
-
-    @property
-    def devices_per_tile(self) -> int:
-        return 2 * self.rows * self.cols
 
 
 def layer_matrix(weight: np.ndarray) -> np.ndarray:

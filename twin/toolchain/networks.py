@@ -36,11 +36,16 @@ NETWORKS = {"digits_cnn": (digits_cnn, 8), "paper_mnist_cnn": (paper_mnist_cnn, 
 
 
 def build_network(name: str, seed: int = 0) -> nn.Sequential:
-    """A freshly initialised network; the seed fixes its initial weights."""
+    """A freshly initialised network; the seed fixes its initial weights.
+
+    nn.Module initialisers can only draw from torch's global generator: they draw inside
+    ``fork_rng``, seeded there, so the caller's global RNG state is left as it was.
+    """
     if name not in NETWORKS:
         raise ValueError(f"unknown network {name!r}; known: {', '.join(sorted(NETWORKS))}")
-    torch.manual_seed(seed)  # nn.Module initialisers draw from the global generator
-    return NETWORKS[name][0]()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return NETWORKS[name][0]()
 
 
 def crossbar_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -11,6 +11,7 @@ from twin.toolchain.data import Dataset, load_dataset
 from twin.toolchain.deploy import LayerQuantization, quantize_network
 from twin.toolchain.networks import build_network
 from twin.toolchain.quantize import AnnealSchedule
+from twin.toolchain.cache import model_sha256
 from twin.toolchain.training import HWAConfig, default_training, evaluate_digital, train
 
 __all__ = ["PreparedNetwork", "prepare_network"]
@@ -24,6 +25,7 @@ class PreparedNetwork:
     digital_accuracy: float
     x_test: torch.Tensor
     y_test: torch.Tensor
+    model_sha256: str  # of the float network's state_dict, trained or loaded (cache.model_sha256)
 
 
 def prepare_network(network, levels: int, seed: int, test_images: int | None = None) -> PreparedNetwork:
@@ -38,9 +40,10 @@ def prepare_network(network, levels: int, seed: int, test_images: int | None = N
         if network.epochs is not None:
             config = replace(config, epochs=network.epochs)
         model = train(data, config).model
+    digest = model_sha256(model)  # before quantization, of exactly the weights trained or loaded
     schedule = AnnealSchedule(iterations=network.sa_iterations, restarts=network.sa_restarts)
     quant = quantize_network(model, levels=levels, schedule=schedule, seed=seed)
     x, y = data.x_test, data.y_test
     if test_images is not None:
         x, y = x[:test_images], y[:test_images]
-    return PreparedNetwork(data, model, quant, evaluate_digital(model, x, y), x, y)
+    return PreparedNetwork(data, model, quant, evaluate_digital(model, x, y), x, y, digest)

@@ -155,11 +155,13 @@ def accuracy_of(deployment: Deployment, weights: dict[str, torch.Tensor], x: tor
 
 @torch.no_grad()
 def read_used(deployment: Deployment, now_ns: int, generator: torch.Generator,
-              used: torch.Tensor | None = None) -> torch.Tensor:
-    """One read of every weight and reference device at ``now_ns``; other devices read as 0."""
+              used: torch.Tensor | None = None, devices: DeviceArray | None = None) -> torch.Tensor:
+    """One read of every weight and reference device at ``now_ns``; other devices read as 0.
+    ``devices``: the device state to read (default: the deployment's own)."""
     used = deployment.used_devices() if used is None else used
-    g = torch.zeros(deployment.devices.size, dtype=torch.float32)
-    g[used] = deployment.devices.read(now_ns, generator, index=used)
+    devices = deployment.devices if devices is None else devices
+    g = torch.zeros(devices.size, dtype=torch.float32)
+    g[used] = devices.read(now_ns, generator, index=used)
     return g
 
 

@@ -8,30 +8,44 @@ Two constraints make a network fit the self-correcting chip (paper.md):
 
 HWA fine-tuning uses aihwkit's ``TorchInferenceRPUConfig`` (its C++ tiles fail with this torch)
 with additive Gaussian weight noise and output noise injected during training.
-Trained weights are cached by a content hash of (dataset, configuration, code version), so a
-second run does not retrain.
+
+Determinism: training always runs single-threaded (:func:`single_threaded`), because float sums
+are reordered across intra-op threads and the trained weights would otherwise depend on the
+machine's core count or OMP_NUM_THREADS. Library code never reseeds torch's
+global generator: initial weights and aihwkit's noise injection (which can only draw from the
+global generator) draw inside ``torch.random.fork_rng``; batch order uses its own generator.
+
+Trained weights are cached (see :mod:`twin.toolchain.cache`) under a key that hashes the data
+set, the configuration, the training code (version and source), torch's version and the thread
+policy, so a second run does not retrain and a cache never serves a network trained differently.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
+from functools import cache
+from importlib import metadata
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from twin.toolchain.cache import default_cache_dir, model_sha256, save_atomically
 from twin.toolchain.data import Dataset
 from twin.toolchain.networks import build_network, crossbar_layers
 
 __all__ = ["TrainingConfig", "HWAConfig", "default_training", "TrainedModel", "train", "evaluate_digital",
-           "default_cache_dir"]
+           "default_cache_dir", "model_sha256", "single_threaded", "cache_key", "TRAINING_CODE_VERSION",
+           "THREAD_POLICY"]
 
-TRAINING_CODE_VERSION = "2"  # bump when the training procedure changes: invalidates the cache
+TRAINING_CODE_VERSION = "3"  # bump when the training procedure changes: invalidates the cache
+THREAD_POLICY = "single-thread"  # how training runs; part of the cache key
 
 
 @dataclass(frozen=True)
@@ -87,10 +101,20 @@ class TrainedModel:
     test_accuracy: float
     cache_key: str
     from_cache: bool
+    model_sha256: str  # of the state_dict (see twin.toolchain.cache.model_sha256)
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("PCM_TWIN_CACHE", Path.cwd() / ".cache")) / "models"
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch single-threaded inside the block; the previous thread count is restored after,
+    also when the block raises. Training runs in here so its weights do not depend on the
+    machine's (or OMP_NUM_THREADS's) thread count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def small_weight_penalty(model: nn.Module, eps: float) -> torch.Tensor:
@@ -157,50 +181,74 @@ def _hwa_finetune(model: nn.Sequential, data: Dataset, config: TrainingConfig) -
     from aihwkit.optim import AnalogSGD
 
     assert config.hwa is not None
-    torch.manual_seed(config.seed + 1)  # aihwkit's noise injection draws from the global generator
-    analog = convert_to_analog(model, hwa_rpu_config(config.hwa))
-    optimizer = AnalogSGD(analog.parameters(), lr=config.hwa.lr, momentum=config.momentum)
-    optimizer.regroup_param_groups(analog)
-    generator = torch.Generator().manual_seed(config.seed + 2)
-    _epochs(analog, data, replace(config, small_weight_penalty=0.0), optimizer, None, config.hwa.epochs,
-            generator, analog=True)
+    # aihwkit's noise injection can only draw from the global generator: seed it inside a fork,
+    # so the caller's global RNG state is untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 1)
+        analog = convert_to_analog(model, hwa_rpu_config(config.hwa))
+        optimizer = AnalogSGD(analog.parameters(), lr=config.hwa.lr, momentum=config.momentum)
+        optimizer.regroup_param_groups(analog)
+        generator = torch.Generator().manual_seed(config.seed + 2)
+        _epochs(analog, data, replace(config, small_weight_penalty=0.0), optimizer, None, config.hwa.epochs,
+                generator, analog=True)
     digital = build_network(config.network, seed=config.seed)
     analog_to_digital(analog, digital)
     clamp_weights(digital, config.weight_bound)
     return digital
 
 
+_TRAINING_SOURCES = ("training.py", "networks.py", "aihwkit_bridge.py")
+
+
+@cache
+def _training_source_digest() -> str:
+    """SHA-256 of the source files that define training, so that a cache outliving a clone (or
+    an edit that forgot to bump TRAINING_CODE_VERSION) never serves a network trained by other code."""
+    digest = hashlib.sha256()
+    for name in _TRAINING_SOURCES:
+        digest.update(name.encode() + b"\0" + (Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(data: Dataset, config: TrainingConfig) -> str:
-    payload = json.dumps({"data": data.fingerprint(), "config": asdict(config),
-                          "code": TRAINING_CODE_VERSION, "torch": torch.__version__}, sort_keys=True)
+    """Hash of everything a trained network depends on: the data set's bytes, the configuration,
+    the training code (version number and source digest), torch's version, the thread policy and,
+    for HWA fine-tuning, aihwkit's version."""
+    payload = json.dumps({
+        "data": data.fingerprint(), "config": asdict(config), "code": TRAINING_CODE_VERSION,
+        "source": _training_source_digest(), "torch": torch.__version__, "threads": THREAD_POLICY,
+        "aihwkit": metadata.version("aihwkit") if config.hwa is not None else None,
+    }, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+def _load_cached(path: Path, model: nn.Module) -> bool:
+    """Load ``path`` into ``model``; False (with a warning) if the file is unreadable or does not fit."""
+    try:
+        model.load_state_dict(torch.load(path, weights_only=True))
+    except Exception as exc:  # a damaged or foreign file is retrained and replaced, never used
+        warnings.warn(f"ignoring unreadable cached network {path}: {type(exc).__name__}: {exc}", stacklevel=3)
+        return False
+    return True
+
+
 def train(data: Dataset, config: TrainingConfig, cache_dir: Path | None = None) -> TrainedModel:
-    """Train (or load from the cache) a constrained network, HWA-fine-tuned if ``config.hwa``."""
+    """Train (or load from the cache) a constrained network, HWA-fine-tuned if ``config.hwa``.
+
+    Training runs single-threaded (bit-identical weights whatever the thread count) and leaves
+    the caller's global torch RNG state and thread count as they were.
+    """
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     key = cache_key(data, config)
     path = cache_dir / f"{config.network}-{key}.pt"
     model = build_network(config.network, seed=config.seed)
-    if path.exists():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        from_cache = True
-    else:
-        # Bit-identical weights need the same torch thread count (float sums are reordered across
-        # threads); `twin compare` therefore trains in the parent process before spawning workers.
-        torch.manual_seed(config.seed)
+    from_cache = path.exists() and _load_cached(path, model)
+    if not from_cache:
         base = replace(config, hwa=None)
-        model = _train_digital(data, base) if config.hwa is None else _hwa_finetune(
-            train(data, base, cache_dir).model, data, config)
-        _save_atomically(model.state_dict(), path)
-        from_cache = False
+        with single_threaded():
+            model = _train_digital(data, base) if config.hwa is None else _hwa_finetune(
+                train(data, base, cache_dir).model, data, config)
+        save_atomically(model.state_dict(), path)
     model.eval()
     accuracy = evaluate_digital(model, data.x_test, data.y_test)
-    return TrainedModel(model, config, accuracy, key, from_cache)
-
-
-def _save_atomically(state: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as handle:
-        torch.save(state, handle)
-    os.replace(handle.name, path)
+    return TrainedModel(model, config, accuracy, key, from_cache, model_sha256(model))

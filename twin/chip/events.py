@@ -1,0 +1,125 @@
+"""What the chip's blocks emit, and the bus that carries it to observers attached from outside.
+
+Every block has a dotted scope (``chip.tile3``, ``chip.pulse_generator``, ``chip.controller``),
+as in desmod. Blocks never append to result tables: they emit typed events, and observers
+(``twin.chip.observers``: the ledger, the campaign table, the truth scoring, accuracy, wear,
+availability; later tracers and waveform writers) turn them into what a run reports. An
+operation's cost travels in a :class:`Charge` that names the campaign and tile it belongs to,
+explicitly (``None`` for work outside any campaign), so no one reads a "current record".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Event", "Charge", "StateChange", "Command", "Busy", "ProgramRound", "Programmed", "Decision", "Checkpoint",
+           "Observer", "EventBus"]
+
+
+@dataclass(frozen=True)
+class Event:
+    t_ns: int
+    scope: str
+
+
+@dataclass(frozen=True)
+class Charge(Event):
+    """The cost of one operation: energy per ledger component, counters, and who pays."""
+
+    energy: tuple[tuple[str, float], ...]  # (component, joules), in the order they are booked
+    counts: Mapping[str, int]
+    campaign: int | None = None  # the correction campaign the work belongs to; None = none
+    tile: int | None = None
+
+
+@dataclass(frozen=True)
+class StateChange(Event):
+    """The controller entered ``state`` (handling ``tile`` of ``campaign``)."""
+
+    state: str
+    tile: int | None
+    campaign: int
+
+
+@dataclass(frozen=True)
+class Command(Event):
+    """The chip started (``done`` False) or finished (``done`` True) a firmware command on a tile."""
+
+    kind: str  # "probe", "program" or "offchip_read"
+    campaign: int
+    tile: int
+    done: bool
+
+
+@dataclass(frozen=True)
+class Busy(Event):
+    """A tile was held from ``t_ns`` to ``end_ns`` for ``activity`` (probe or program)."""
+
+    end_ns: int
+    tile: int
+    activity: str
+    campaign: int | None = None
+
+
+@dataclass(frozen=True)
+class ProgramRound(Event):
+    """One program-and-verify round on one tile (``t_ns``: its start)."""
+
+    tile: int
+    duration_ns: int
+    partial_set: int
+    reset: int
+    verify_rows: int
+    verify_devices: int
+    initial: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Programmed(Event):
+    """A program-and-verify session ended: ``index`` (chip-wide device numbers) were sent to
+    ``levels`` with ``pulses`` each."""
+
+    tile: int
+    index: np.ndarray
+    levels: np.ndarray
+    pulses: np.ndarray
+    initial: bool
+    campaign: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Decision(Event):
+    """What the firmware concluded about a probed tile (its levels, decoded and held)."""
+
+    campaign: int
+    tile: int
+    decision: Any  # firmware_model.controller.TileDecision
+    local: np.ndarray  # the tile's weight and reference devices (local indices)
+
+
+@dataclass(frozen=True)
+class Checkpoint(Event):
+    """An evaluation time of the experiment (the chip does nothing then but refresh GDC)."""
+
+
+Observer = Callable[[Event], None]
+
+
+@dataclass
+class EventBus:
+    """Delivers each event to the observers attached for its type, in attachment order."""
+
+    _observers: list[tuple[tuple[type, ...], Observer]] = field(default_factory=list)
+
+    def attach(self, observer: Observer, *kinds: type) -> None:
+        """Call ``observer(event)`` for every event of the given types (all events if none)."""
+        self._observers.append((kinds or (Event,), observer))
+
+    def emit(self, event: Event) -> None:
+        for kinds, observer in self._observers:
+            if isinstance(event, kinds):
+                observer(event)

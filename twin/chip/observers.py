@@ -1,0 +1,310 @@
+"""Observers: what turns the chip's events into a run's results (desmod's probes and tracers).
+
+Each is attached to the chip's bus from outside (``twin.scenario.build``) and keeps its own
+state, so a snapshot can save and restore it (``state`` / ``load_state``). Two of them are the
+experimenter, not the chip: :class:`ScoringObserver` holds the original levels (the truth the
+firmware never sees) and :class:`AccuracyObserver` holds the test set.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from twin.chip.events import Busy, Charge, Checkpoint, Command, Decision, Event, EventBus, Programmed
+from twin.chip.ledger import Ledger
+from twin.chip.tile import union_length
+from twin.toolchain.readout import Deployment, PeripheryConfig, accuracy_of, read_used, readback_weights
+
+__all__ = ["CampaignRow", "CampaignTable", "ScoringObserver", "CheckpointRow", "AccuracyObserver",
+           "WearObserver", "AvailabilityObserver", "EventTrace", "Observers"]
+
+
+@dataclass
+class CampaignRow:
+    """One tile's part of one correction campaign (a row of campaigns.csv)."""
+
+    campaign: int
+    tile: int
+    start_ns: int = 0
+    end_ns: int = 0
+    reads: int = 0  # row reads (probe + verify)
+    partial_set: int = 0
+    reset: int = 0
+    energy: dict[str, float] = field(default_factory=dict)
+    devices_corrected: int = 0
+    corrected: bool = False
+    drift_metric: float = 0.0
+
+
+class CampaignTable:
+    """Rows per (campaign, tile): timing from commands, costs from charges naming them, the
+    firmware's verdicts from its decisions."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[int, int], CampaignRow] = {}
+
+    def attach(self, bus: EventBus) -> None:
+        bus.attach(self._command, Command)
+        bus.attach(self._charge, Charge)
+        bus.attach(self._decision, Decision)
+
+    def _row(self, campaign: int, tile: int) -> CampaignRow:
+        key = (campaign, tile)
+        if key not in self.rows:
+            self.rows[key] = CampaignRow(campaign, tile)
+        return self.rows[key]
+
+    def _command(self, event: Command) -> None:
+        row = self._row(event.campaign, event.tile)
+        if event.kind == "probe" and not event.done:
+            row.start_ns = event.t_ns
+        if event.done:
+            row.end_ns = event.t_ns
+
+    def _charge(self, event: Charge) -> None:
+        if event.campaign is None or event.tile is None:
+            return
+        row = self._row(event.campaign, event.tile)
+        for component, joules in event.energy:
+            row.energy[component] = row.energy.get(component, 0.0) + joules
+        row.reads += event.counts.get("probe_row_reads", 0) + event.counts.get("verify_row_reads", 0)
+        row.partial_set += event.counts.get("partial_set", 0)
+        row.reset += event.counts.get("reset", 0)
+
+    def _decision(self, event: Decision) -> None:
+        row = self._row(event.campaign, event.tile)
+        row.devices_corrected += int(event.decision.devices.size)
+        row.corrected = event.decision.corrected
+        row.drift_metric = float(event.decision.decoded.drift_metric)
+
+    def ordered(self) -> list[CampaignRow]:
+        return list(self.rows.values())
+
+    def state(self) -> dict:
+        return {"rows": copy.deepcopy(self.rows)}
+
+    def load_state(self, state: dict) -> None:
+        self.rows = copy.deepcopy(state["rows"])
+
+
+class ScoringObserver:
+    """Scores the firmware's decoding against the truth, never shown to the firmware.
+
+    ``misread``: weight devices whose decoded level differs from the level they were last
+    programmed to (what this campaign's read got wrong; reference cells are not counted: the
+    firmware knows their levels and restores them whatever they decode to); ``displaced``: used
+    devices the firmware now holds at a level other than their original one (the errors
+    accumulated so far, reference cells included).
+    """
+
+    def __init__(self, original_levels: torch.Tensor, devices_per_tile: int, used: list[torch.Tensor],
+                 weights: np.ndarray) -> None:
+        self._original = original_levels.to(torch.int16).numpy().copy()
+        self.held = self._original.copy()  # the level each device was last programmed to
+        self.devices_per_tile = devices_per_tile
+        self._used = np.concatenate([u.numpy() + t * devices_per_tile for t, u in enumerate(used)]) \
+            if used else np.zeros(0, dtype=np.int64)
+        self._is_weight = np.zeros(self._original.size, dtype=bool)
+        self._is_weight[weights] = True
+        self.scores: dict[tuple[int, int], dict[str, int]] = {}
+
+    def attach(self, bus: EventBus) -> None:
+        bus.attach(self._decision, Decision)
+        bus.attach(self._programmed, Programmed)
+
+    def _decision(self, event: Decision) -> None:
+        index = event.local + event.tile * self.devices_per_tile
+        decoded = event.decision.decoded.levels.astype(np.int16)[event.local]
+        assigned = event.decision.assigned.astype(np.int16)[event.local]
+        score = self.scores.setdefault((event.campaign, event.tile), {"misread": 0, "displaced": 0})
+        score["misread"] += int(((decoded != self.held[index]) & self._is_weight[index]).sum())
+        score["displaced"] += int((assigned != self._original[index]).sum())
+
+    def _programmed(self, event: Programmed) -> None:
+        if not event.initial:
+            self.held[event.index] = event.levels
+
+    def misreads(self) -> int:
+        return sum(s["misread"] for s in self.scores.values())
+
+    def displaced_now(self) -> int:
+        """Used devices held at a level other than their original one, now."""
+        return int((self.held[self._used] != self._original[self._used]).sum())
+
+    def state(self) -> dict:
+        return {"held": self.held.copy(), "scores": copy.deepcopy(self.scores)}
+
+    def load_state(self, state: dict) -> None:
+        self.held, self.scores = state["held"].copy(), copy.deepcopy(state["scores"])
+
+
+@dataclass
+class CheckpointRow:
+    t_ns: int
+    accuracy: float
+    accuracy_std: float
+    campaigns: int
+    pulses: int
+    energy_j: float
+
+
+class AccuracyObserver:
+    """Test accuracy at each checkpoint: ``samples`` independent reads of the chip as it stands.
+
+    ``readout`` carries the network's structure and biases (crossbar weights stripped), the
+    encoding and the reference-cell targets for GDC; the test set lives here only.
+    """
+
+    def __init__(self, chip, ledger: Ledger, readout: Deployment, x_test: torch.Tensor, y_test: torch.Tensor,
+                 generator: torch.Generator, samples: int = 1, periphery: PeripheryConfig = PeripheryConfig(),
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.chip = chip
+        self.ledger = ledger
+        self.readout = readout
+        self.x_test, self.y_test = x_test, y_test
+        self.generator = generator
+        self.samples = samples
+        self.periphery = periphery
+        self.progress = progress
+        self.used = readout.used_devices()
+        self.rows: list[CheckpointRow] = []
+
+    def attach(self, bus: EventBus) -> None:
+        bus.attach(self._measure, Checkpoint)
+
+    def _measure(self, event: Checkpoint) -> None:
+        n = self.readout.mapping.n_devices
+        values = []
+        for _ in range(self.samples):
+            g_read = read_used(self.readout, event.t_ns, self.generator, self.used, devices=self.chip.devices)[:n]
+            weights = readback_weights(self.readout, g_read, self.chip.gdc)
+            values.append(accuracy_of(self.readout, weights, self.x_test, self.y_test, self.periphery,
+                                      self.generator))
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        counts = self.ledger.counts
+        self.rows.append(CheckpointRow(event.t_ns, float(np.mean(values)), std, self.chip.campaigns,
+                                       counts["partial_set"] + counts["reset"], self.ledger.energy()["total"]))
+        if self.progress is not None:
+            self.progress(event.t_ns)
+
+    def state(self) -> dict:
+        return {"generator": self.generator.get_state(), "rows": copy.deepcopy(self.rows)}
+
+    def load_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.rows = copy.deepcopy(state["rows"])
+
+
+class WearObserver:
+    """Pulses per device, initial programming and maintenance apart."""
+
+    def __init__(self, n_devices: int) -> None:
+        self.initial = np.zeros(n_devices, dtype=np.int64)
+        self.maintenance = np.zeros(n_devices, dtype=np.int64)
+
+    def attach(self, bus: EventBus) -> None:
+        bus.attach(self._programmed, Programmed)
+
+    def _programmed(self, event: Programmed) -> None:
+        (self.initial if event.initial else self.maintenance)[event.index] += event.pulses
+
+    def state(self) -> dict:
+        return {"initial": self.initial.copy(), "maintenance": self.maintenance.copy()}
+
+    def load_state(self, state: dict) -> None:
+        self.initial, self.maintenance = state["initial"].copy(), state["maintenance"].copy()
+
+
+class AvailabilityObserver:
+    """Busy intervals of every tile, for availability: the fraction of time the network can serve
+    (one copy here: every tile of it must be free)."""
+
+    def __init__(self) -> None:
+        self.busy: list[tuple[int, int]] = []
+
+    def attach(self, bus: EventBus) -> None:
+        bus.attach(self._busy, Busy)
+
+    def _busy(self, event: Busy) -> None:
+        self.busy.append((event.t_ns, event.end_ns))
+
+    def availability(self, duration_ns: int) -> float:
+        return 1.0 - union_length(self.busy, 0, duration_ns) / duration_ns
+
+    def longest_unavailability_ns(self) -> int:
+        merged: list[list[int]] = []
+        for a, b in sorted(self.busy):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return max((b - a for a, b in merged), default=0)
+
+    def state(self) -> dict:
+        return {"busy": list(self.busy)}
+
+    def load_state(self, state: dict) -> None:
+        self.busy = list(state["busy"])
+
+
+class EventTrace:
+    """Every event of the chosen types as a flat row (``outputs.trace``: trace.csv)."""
+
+    def __init__(self, kinds: tuple[type, ...]) -> None:
+        self.kinds = kinds
+        self.rows: list[dict] = []
+
+    def attach(self, bus: EventBus) -> None:
+        bus.attach(self._event, *self.kinds)
+
+    def _event(self, event: Event) -> None:
+        fields = {k: v for k, v in vars(event).items() if k not in ("t_ns", "scope")}
+        detail = " ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, (np.ndarray, dict, tuple)))
+        self.rows.append({"t_ns": event.t_ns, "scope": event.scope, "event": type(event).__name__,
+                          "detail": detail})
+
+    def state(self) -> dict:
+        return {"rows": list(self.rows)}
+
+    def load_state(self, state: dict) -> None:
+        self.rows = list(state["rows"])
+
+
+@dataclass
+class Observers:
+    """The observers a run attaches, by name (the ledger first: others read its totals)."""
+
+    ledger: Ledger
+    campaigns: CampaignTable
+    scoring: ScoringObserver
+    accuracy: AccuracyObserver
+    wear: WearObserver
+    availability: AvailabilityObserver
+    trace: EventTrace | None = None
+
+    def attach(self, bus: EventBus) -> None:
+        bus.attach(self.ledger, Charge)
+        for name in ("campaigns", "scoring", "accuracy", "wear", "availability", "trace"):
+            observer = getattr(self, name)
+            if observer is not None:
+                observer.attach(bus)
+
+    def state(self) -> dict:
+        out = {"ledger": copy.deepcopy(self.ledger)}
+        for name in ("campaigns", "scoring", "accuracy", "wear", "availability", "trace"):
+            observer = getattr(self, name)
+            out[name] = None if observer is None else observer.state()
+        return out
+
+    def load_state(self, state: dict) -> None:
+        self.ledger._energy = copy.deepcopy(state["ledger"]._energy)
+        self.ledger.counts = dict(state["ledger"].counts)
+        for name in ("campaigns", "scoring", "accuracy", "wear", "availability", "trace"):
+            observer = getattr(self, name)
+            if observer is not None:
+                observer.load_state(state[name])

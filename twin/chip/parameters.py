@@ -1,0 +1,74 @@
+"""The chip's own parameters: size, level count, pulse channels, and the cost of every operation
+(per-op durations and energies). No simpy or torch here: the scenario schema derives its ``chip``,
+``timing`` and ``energy`` sections from these dataclasses, field by field, with the same names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from twin.device.parameters import G_MAX_US
+from twin.params import check_bounds, param
+from twin.units import parse_duration, parse_energy, parse_power
+
+__all__ = ["ChipSpec", "PulseChannels", "TimingCosts", "EnergyCosts"]
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    """How many tiles, how many levels per device, and the conductance of the top level."""
+
+    tiles: int | Literal["auto"] = param("auto", source="auto: as many as the network needs")
+    levels: int = param(8, ge=1, source="K of arXiv 2310.00337")
+    g_max_us: float = param(G_MAX_US, gt=0, source="aihwkit pcm_inference (Nandakumar 2019, Joshi 2020)")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+        if self.tiles != "auto" and not (isinstance(self.tiles, int) and not isinstance(self.tiles, bool)
+                                         and self.tiles >= 1):
+            raise ValueError(f'"tiles" must be \'auto\' or a positive integer, got {self.tiles!r}')
+
+
+@dataclass(frozen=True)
+class PulseChannels:
+    """Pulses the on-chip pulse generator can drive at once."""
+
+    channels: int = param(16, ge=1, source="assumption")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+
+@dataclass(frozen=True)
+class TimingCosts:
+    """Duration of every chip operation, integer nanoseconds."""
+
+    read_cycle: int = param(parse_duration("100 ns"), unit="duration", gt=0,
+                            source="assumption (PCM read ~50 ns, J. Nanomaterials 2013)")
+    partial_set_pulse: int = param(parse_duration("150 ns"), unit="duration", gt=0,
+                                   source="SET pulse, Lee et al. ISCA 2009")
+    reset_pulse: int = param(parse_duration("40 ns"), unit="duration", gt=0, source="Lee et al. ISCA 2009")
+    controller_step: int = param(parse_duration("1 us"), unit="duration", gt=0, source="assumption")
+    mvm: int = param(parse_duration("130 ns"), unit="duration", gt=0, source="assumption (unused until traffic)")
+    offchip_per_byte: int = param(parse_duration("1 ns"), unit="duration", ge=0, source="assumption")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+
+@dataclass(frozen=True)
+class EnergyCosts:
+    """Energy of every chip operation, joules; static power, watts."""
+
+    read_per_device: float = param(parse_energy("2 pJ"), unit="energy", ge=0, source="Lee et al. ISCA 2009")
+    partial_set_pulse: float = param(parse_energy("5 pJ"), unit="energy", ge=0, source="assumption: not published")
+    reset_pulse: float = param(parse_energy("16.82 pJ"), unit="energy", ge=0,
+                               source="write energy per bit attributed to Lee et al. ISCA 2009")
+    mvm: float = param(parse_energy("100 pJ"), unit="energy", ge=0, source="assumption (unused until traffic)")
+    offchip_per_byte: float = param(parse_energy("160 pJ"), unit="energy", ge=0, source="assumption (~20 pJ/bit DRAM)")
+    controller_step: float = param(parse_energy("10 pJ"), unit="energy", ge=0, source="assumption")
+    static_power: float = param(parse_power("1 mW"), unit="power", ge=0, source="assumption")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)

@@ -1,0 +1,128 @@
+"""A run's results as flat records: the summary (summary.json) and the tables (CSV), read off the
+observers of a built run (``twin.scenario.build.Assembly``). Every column and its unit:
+docs/outputs.md.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from twin.chip.ledger import ENERGY_COMPONENTS, maintenance_energy
+from twin.units import SECOND
+
+__all__ = ["Result", "SCHEMA_VERSION", "collect", "versions"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Result:
+    """The summary (summary.json) plus flat record tables (lists of dicts: ``pandas.DataFrame(rows)``)."""
+
+    summary: dict
+    timeline: list[dict]
+    campaigns: list[dict]
+    device_pulses: list[dict]
+    trace: list[dict] | None = None
+
+    def frames(self) -> dict:
+        """The record tables as pandas DataFrames (needs pandas installed)."""
+        import pandas as pd
+        return {name: pd.DataFrame(getattr(self, name)) for name in ("timeline", "campaigns", "device_pulses")}
+
+
+def versions() -> dict:
+    out = {}
+    for name in ("pcm-twin", "torch", "aihwkit", "numpy", "simpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    try:
+        out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                           cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        out["git_commit"] = None
+    return out
+
+
+def _timeline(assembly) -> list[dict]:
+    return [{"t_s": c.t_ns / SECOND, "t_ns": c.t_ns, "accuracy": c.accuracy, "accuracy_std": c.accuracy_std,
+             "campaigns": c.campaigns, "pulses": c.pulses, "energy_j": c.energy_j}
+            for c in assembly.observers.accuracy.rows]
+
+
+def _campaigns(assembly) -> list[dict]:
+    scores = assembly.observers.scoring.scores
+    rows = []
+    for r in assembly.observers.campaigns.ordered():
+        score = scores.get((r.campaign, r.tile), {"misread": 0, "displaced": 0})
+        row = {"campaign": r.campaign, "tile": r.tile, "start_s": r.start_ns / SECOND, "end_s": r.end_ns / SECOND,
+               "start_ns": r.start_ns, "end_ns": r.end_ns, "reads": r.reads, "partial_set": r.partial_set,
+               "reset": r.reset, "corrected": r.corrected, "devices_corrected": r.devices_corrected,
+               "misread": score["misread"], "displaced": score["displaced"], "drift_metric": r.drift_metric}
+        row.update({f"energy_{c}_j": r.energy.get(c, 0.0) for c in ENERGY_COMPONENTS if c != "static"})
+        rows.append(row)
+    return rows
+
+
+def _device_pulses(assembly) -> list[dict]:
+    wear = assembly.observers.wear
+    layout = assembly.chip.layout
+    out = []
+    for d in np.flatnonzero((wear.maintenance + wear.initial) > 0).tolist():
+        tile, rest = divmod(d, layout.devices_per_tile)
+        sign, cell = divmod(rest, layout.rows * layout.cols)
+        out.append({"tile": tile, "array": "G+" if sign == 0 else "G-", "row": cell // layout.cols,
+                    "col": cell % layout.cols, "initial_pulses": int(wear.initial[d]),
+                    "maintenance_pulses": int(wear.maintenance[d])})
+    return out
+
+
+def collect(assembly, wall_s: float) -> Result:
+    """The results of a finished run."""
+    scenario, chip, obs = assembly.scenario, assembly.chip, assembly.observers
+    energy_j = obs.ledger.energy()  # the components and their fsum
+    counts = obs.ledger.counts
+    timeline = _timeline(assembly)
+    maintenance = obs.wear.maintenance
+    layout = chip.layout
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": {"name": scenario.name, "sha256": scenario.sha256()},
+        "seed": scenario.seed,
+        "policy": scenario.resolved_dict()["policy"],
+        "duration_s": scenario.duration / SECOND,
+        "duration_ns": scenario.duration,
+        "digital_accuracy": assembly.digital_accuracy,
+        "model_sha256": assembly.model_sha256,
+        "accuracy": [{k: row[k] for k in ("t_s", "t_ns", "accuracy", "accuracy_std")} for row in timeline],
+        "energy_j": energy_j,
+        "energy_maintenance_j": maintenance_energy(energy_j),
+        "pulses": {"total": counts["partial_set"] + counts["reset"], "partial_set": counts["partial_set"],
+                   "reset": counts["reset"], "max_per_device": int(maintenance.max()) if maintenance.size else 0},
+        "initial_programming": {"duration_s": chip.deployed_at_ns / SECOND, "duration_ns": chip.deployed_at_ns,
+                                "energy_j": energy_j["initial_programming"],
+                                "partial_set": counts["initial_partial_set"], "reset": counts["initial_reset"]},
+        "reads": {"probe_rows": counts["probe_row_reads"], "verify_rows": counts["verify_row_reads"]},
+        "controller_steps": counts["controller_steps"],
+        "campaigns": chip.campaigns,
+        "misreads": obs.scoring.misreads(),
+        "displaced_devices": obs.scoring.displaced_now(),
+        "faulty_devices": int(sum(len(v) for v in chip.controller.faulty.values())),
+        "availability": obs.availability.availability(chip.duration_ns),
+        "longest_unavailability_s": obs.availability.longest_unavailability_ns() / SECOND,
+        "chip": {"tiles": layout.tiles, "mapped_tiles": layout.mapped_tiles, "rows": layout.rows,
+                 "cols": layout.cols, "devices": layout.tiles * layout.devices_per_tile,
+                 "used_devices": int(sum(u.numel() for u in layout.used))},
+        "events": chip.env.events_processed,
+        "versions": versions(),
+        "wall_s": round(wall_s, 3),
+    }
+    trace = obs.trace.rows if obs.trace is not None else None
+    return Result(summary, timeline, _campaigns(assembly), _device_pulses(assembly), trace)

@@ -1,0 +1,43 @@
+"""Writing a run's results: every file atomically, summary.json last (its presence marks a
+complete folder), never over earlier results unless asked."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import yaml
+
+from twin.atomic import atomic_write_text, prepare_output_dir
+from twin.report.records import Result
+
+__all__ = ["OUTPUT_FILES", "csv_text", "write_outputs"]
+
+OUTPUT_FILES = ["summary.json", "scenario.resolved.yaml", "timeline.csv", "campaigns.csv", "device_pulses.csv",
+                "trace.csv"]
+
+
+def csv_text(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_outputs(result: Result, scenario, out_dir: Path, force: bool = False,
+                  per_device_pulses: bool = True) -> Path:
+    """Write every output atomically; refuse to overwrite earlier results unless ``force``."""
+    out_dir = prepare_output_dir(Path(out_dir), OUTPUT_FILES, force)
+    atomic_write_text(out_dir / "scenario.resolved.yaml", yaml.safe_dump(scenario.resolved_dict(), sort_keys=False))
+    atomic_write_text(out_dir / "timeline.csv", csv_text(result.timeline))
+    atomic_write_text(out_dir / "campaigns.csv", csv_text(result.campaigns))
+    if per_device_pulses:
+        atomic_write_text(out_dir / "device_pulses.csv", csv_text(result.device_pulses))
+    if result.trace is not None:
+        atomic_write_text(out_dir / "trace.csv", csv_text(result.trace))
+    atomic_write_text(out_dir / "summary.json", json.dumps(result.summary, indent=2, sort_keys=True) + "\n")
+    return out_dir

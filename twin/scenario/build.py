@@ -1,0 +1,213 @@
+"""``build``: the one place where a validated :class:`Scenario` becomes runtime objects.
+
+Scenario sections turn into the runtime dataclasses field by field (:func:`runtime`, same names),
+the offline toolchain trains and quantizes the network and maps it onto tiles, and the chip is
+assembled with its observers attached. After this step the original levels live in the off-chip
+memory model and the scoring observer only, and the test set in the accuracy observer only.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from firmware_model.controller import Controller
+from firmware_model.interface import FirmwareConfig, TileLayout
+from firmware_model.policies import Policy, make_policy
+from twin.chip.chip import Chip, ChipLayout, CountingEnvironment, stream
+from twin.chip.events import Busy, Command, ProgramRound, StateChange
+from twin.chip.ledger import CostModel, Ledger
+from twin.chip.observers import (AccuracyObserver, AvailabilityObserver, CampaignTable, EventTrace, Observers,
+                                 ScoringObserver, WearObserver)
+from twin.chip.parameters import ChipSpec, EnergyCosts, PulseChannels, TimingCosts
+from twin.device.parameters import PCMParameters, PulseParameters
+from twin.device.pcm import DeviceArray, PCMStatistics
+from twin.scenario.derive import exposed_fields, runtime
+from twin.scenario.policies import CONTROLLER_FIELDS, CustomPolicy, load_policy_class
+from twin.scenario.schema import Scenario
+from twin.toolchain.deploy import deploy_levels, layer_sensitivity
+from twin.toolchain.networks import crossbar_layers
+from twin.toolchain.prepare import prepare_network
+from twin.toolchain.readout import Deployment, PeripheryConfig
+from twin.toolchain.specs import NetworkSpec, TileGeometry
+
+__all__ = ["Assembly", "ScenarioBuildError", "build", "assemble", "network_spec", "cost_model", "firmware_config",
+           "make_firmware_policy"]
+
+
+class ScenarioBuildError(ValueError):
+    """The scenario is valid on its own but cannot be built; names the field."""
+
+
+@dataclass
+class Assembly:
+    """A built run: the chip, its observers, and the network it carries."""
+
+    scenario: Scenario | None
+    chip: Chip
+    observers: Observers
+    mapped_devices: int
+    digital_accuracy: float  # the float network's test accuracy, for reports
+    model_sha256: str  # of the trained network's state_dict (the same network gives the same hash)
+
+    def run(self) -> None:
+        self.chip.run()
+
+    def snapshot(self) -> bytes:
+        """The whole run at a campaign boundary: chip (devices, generators, controller) and observers."""
+        return pickle.dumps({"chip": self.chip.state(), "observers": self.observers.state()})
+
+    def restore(self, blob: bytes) -> None:
+        """Load a snapshot into this freshly built assembly (same scenario); then :meth:`chip.start`
+        is not needed: the processes are restarted."""
+        state = pickle.loads(blob)
+        self.observers.load_state(state["observers"])
+        self.chip.load_state(state["chip"])
+
+    def resume(self) -> None:
+        self.chip.env.run(until=self.chip.duration_ns)
+        self.chip.finish()
+
+
+def network_spec(scenario: Scenario) -> tuple[NetworkSpec, int]:
+    """The network a scenario deploys and the seed of its data, training and quantization
+    (the ``hybrid`` policy deploys the HWA-trained network)."""
+    spec = runtime(NetworkSpec, scenario.network)
+    if scenario.policy.name == "hybrid":
+        spec = replace(spec, hwa=True)
+    return spec, scenario.seed if spec.seed is None else spec.seed
+
+
+def cost_model(scenario: Scenario) -> CostModel:
+    channels = runtime(PulseChannels, scenario.chip.pulse_generator).channels
+    return CostModel(runtime(TimingCosts, scenario.timing), runtime(EnergyCosts, scenario.energy), channels)
+
+
+def firmware_config(deployment: Deployment) -> FirmwareConfig:
+    """The firmware's stored configuration: layout and reference levels, no weight values."""
+    mapping = deployment.mapping
+    g = mapping.geometry
+    cells = g.rows * g.cols
+    weight_cells = np.zeros((mapping.n_tiles, cells), dtype=bool)
+    for layer in mapping.layers.values():
+        flat = layer.device_pos.ravel()
+        weight_cells[flat // g.devices_per_tile, flat % g.devices_per_tile] = True
+    ref_cells = mapping.reference_pos[0] % g.devices_per_tile
+    tiles = tuple(TileLayout(t, g.rows, g.cols, weight_cells[t].reshape(g.rows, g.cols), ref_cells.copy(),
+                             mapping.reference_level.copy()) for t in range(mapping.n_tiles))
+    return FirmwareConfig(mapping.levels, deployment.devices.g_max_us, tiles)
+
+
+def make_firmware_policy(scenario: Scenario, tile_order: list[int] | None) -> Policy:
+    """The firmware policy object a scenario's ``policy`` section describes (same field names)."""
+    policy = scenario.policy
+    if isinstance(policy, CustomPolicy):
+        cls = load_policy_class(policy.class_)
+        try:
+            return cls(**policy.params())
+        except (TypeError, ValueError) as exc:
+            raise ScenarioBuildError(f"policy.class: {policy.class_}(**{policy.params()}) failed: {exc}") from None
+    firmware_cls = type(policy).__firmware__
+    params = {name: getattr(policy, name) for name in exposed_fields(firmware_cls)}
+    if "tile_order" in {f for f in firmware_cls.__dataclass_fields__}:
+        params["tile_order"] = tile_order
+    return make_policy(policy.name, **params)
+
+
+def sensitivity_order(deployment: Deployment, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      seed: int) -> list[int]:
+    """Tiles of the most accuracy-sensitive layers first (offline measurement, stored as configuration)."""
+    loss = layer_sensitivity(model, x, y, seed=seed)
+    layers = sorted(deployment.mapping.layers.values(), key=lambda layer: -loss[layer.name])
+    return [tile for layer in layers for tile in layer.tiles]
+
+
+def _structure_only(model: nn.Module) -> nn.Module:
+    """A copy with its crossbar weights blanked (NaN): the chip's read-back supplies them."""
+    stripped = copy.deepcopy(model)
+    with torch.no_grad():
+        for _, layer in crossbar_layers(stripped):
+            layer.weight.fill_(math.nan)
+    return stripped
+
+
+def _readout(deployment: Deployment, devices: DeviceArray) -> Deployment:
+    """What the accuracy observer needs: structure, encoding, and reference targets for GDC only."""
+    mapping = deployment.mapping
+    reference = torch.from_numpy(np.concatenate([mapping.reference_pos, mapping.reference_neg], axis=1).ravel())
+    g_reference = torch.zeros_like(deployment.g_target)
+    g_reference[reference] = deployment.g_target[reference]
+    return Deployment(_structure_only(deployment.model), deployment.encoding, devices, g_reference, deployment.w_max)
+
+
+def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> Assembly:
+    """Train/load, quantize and map the network, then assemble the chip and attach the observers."""
+    chip_cfg = scenario.chip
+    spec, network_seed = network_spec(scenario)
+    chip_spec = runtime(ChipSpec, chip_cfg)
+    network = prepare_network(spec, chip_spec.levels, network_seed, scenario.evaluation.test_images)
+    geometry = runtime(TileGeometry, chip_cfg)
+    pcm = runtime(PCMParameters, chip_cfg.device, g_max_us=chip_spec.g_max_us)
+    deployment = deploy_levels(network.model, network.quant, geometry, pcm)
+    mapping = deployment.mapping
+    n_tiles = mapping.n_tiles if chip_spec.tiles == "auto" else chip_spec.tiles
+    if n_tiles < mapping.n_tiles:
+        raise ScenarioBuildError(f"chip.tiles: the network needs {mapping.n_tiles} tiles of {geometry.rows} x "
+                                 f"{geometry.cols}, the chip has {n_tiles}")
+    order = None
+    if scenario.policy.order == "sensitivity":
+        order = sensitivity_order(deployment, network.model, network.x_test, network.y_test, network_seed)
+    controller = Controller(firmware_config(deployment), make_firmware_policy(scenario, order),
+                            **{name: getattr(scenario.policy, name) for name in CONTROLLER_FIELDS})
+
+    assembly = assemble(deployment, controller, cost_model(scenario), runtime(PulseParameters, chip_cfg.pulse_generator),
+                        scenario.seed, scenario.duration, scenario.checkpoint_times_ns(), network.x_test,
+                        network.y_test, tiles=n_tiles, gdc=scenario.policy.gdc,
+                        granularity=scenario.simulation.granularity,
+                        accuracy_samples=scenario.evaluation.accuracy_samples,
+                        periphery=PeripheryConfig(enabled=scenario.evaluation.periphery),
+                        trace=scenario.outputs.trace, progress=progress,
+                        digital_accuracy=network.digital_accuracy,
+                        model_sha256=getattr(network, "model_sha256", ""))
+    assembly.scenario = scenario
+    # the deployment (original levels) and the trained network (weights) do not outlive the build
+    return assembly
+
+
+def assemble(deployment: Deployment, controller: Controller, costs: CostModel, pulses: PulseParameters, seed: int,
+             duration_ns: int, checkpoint_times_ns: list[int], x_test: torch.Tensor, y_test: torch.Tensor,
+             tiles: int | None = None, gdc: bool = False, granularity: str = "campaign", accuracy_samples: int = 1,
+             periphery: PeripheryConfig = PeripheryConfig(), trace: bool = False,
+             progress: Callable[[int], None] | None = None, digital_accuracy: float = float("nan"),
+             model_sha256: str = "") -> Assembly:
+    """The chip for a deployment, its original levels moved off-chip, its observers attached."""
+    mapping, geometry = deployment.mapping, deployment.mapping.geometry
+    n_tiles = mapping.n_tiles if tiles is None else tiles
+    n_devices = n_tiles * geometry.devices_per_tile
+    devices = DeviceArray.unprogrammed(deployment.devices.levels, deployment.devices.statistics, n_devices)
+    original = torch.zeros(n_devices, dtype=torch.int16)
+    original[:mapping.n_devices] = deployment.devices.target_level
+    used = deployment.used_devices()
+    dpt = geometry.devices_per_tile
+    tile_used = [used[(used >= t * dpt) & (used < (t + 1) * dpt)] - t * dpt for t in range(mapping.n_tiles)]
+    layout = ChipLayout(geometry.rows, geometry.cols, n_tiles, mapping.n_tiles, tile_used, geometry.reference_rows,
+                        geometry.reference_cells)
+    chip = Chip(CountingEnvironment(), layout, devices, controller, costs, pulses, seed, original, duration_ns,
+                checkpoint_times_ns, gdc=gdc, granularity=granularity)
+    ledger = Ledger()
+    observers = Observers(
+        ledger=ledger, campaigns=CampaignTable(),
+        scoring=ScoringObserver(original, dpt, tile_used, np.flatnonzero(mapping.weight_mask())),
+        accuracy=AccuracyObserver(chip, ledger, _readout(deployment, devices), x_test, y_test,
+                                  stream(seed, "evaluation"), accuracy_samples, periphery, progress),
+        wear=WearObserver(n_devices), availability=AvailabilityObserver(),
+        trace=EventTrace((StateChange, Command, Busy, ProgramRound)) if trace else None)
+    observers.attach(chip.bus)
+    return Assembly(None, chip, observers, mapping.n_devices, digital_accuracy, model_sha256)

@@ -1,0 +1,93 @@
+"""Scenario sections derived from the runtime dataclasses that own the defaults.
+
+A section's fields are the dataclass fields (``twin.params.param`` metadata: unit, bounds,
+source), with the same names; durations, energies and powers get the unit-aware pydantic types.
+After pydantic's checks the section builds the dataclass itself once, so the dataclass's own
+checks (``__post_init__``) run at validate time too, their message filed under the field they
+name. :func:`runtime` turns a validated section back into the dataclass: no rename tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic_core import PydanticCustomError
+
+from twin.scenario.quantities import Duration, Energy, Power
+
+__all__ = ["Section", "section", "runtime", "exposed_fields", "field_error"]
+
+_UNIT_TYPES = {"duration": Duration, "energy": Energy, "power": Power}
+_QUOTED = re.compile(r'^"(\w+)"')
+
+
+def field_error(field: str, message: str) -> PydanticCustomError:
+    """An error raised by a model validator that belongs to one of the model's fields."""
+    return PydanticCustomError("scenario_field", "{message}", {"field": field, "message": message})
+
+
+class Section(BaseModel):
+    """A scenario section: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    __sources__: typing.ClassVar[tuple[type, ...]] = ()
+
+    @model_validator(mode="after")
+    def _runtime_checks(self) -> Section:
+        for cls in type(self).__sources__:
+            try:
+                runtime(cls, self)
+            except ValueError as exc:
+                message = str(exc)
+                match = _QUOTED.match(message)
+                name = match.group(1) if match else next(iter(exposed_fields(cls)))
+                text = message[match.end():].lstrip(": ") if match else message
+                raise field_error(name, text.rstrip(".")) from None
+        return self
+
+
+def exposed_fields(cls: type) -> dict[str, dataclasses.Field]:
+    """The parameters of ``cls`` a scenario file may set: init fields whose metadata names a
+    ``source`` (a parameter, not state), unless marked ``scenario=False``."""
+    return {f.name: f for f in dataclasses.fields(cls)
+            if f.init and "source" in f.metadata and f.metadata.get("scenario", True)}
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return ...
+
+
+def section(name: str, *sources: type, exclude: tuple[str, ...] = (), annotations: dict[str, Any] | None = None,
+            extra: dict[str, tuple[Any, Any]] | None = None, order: tuple[str, ...] = (),
+            base: type[Section] = Section, doc: str = "") -> type[Section]:
+    """A pydantic section with the fields of ``sources`` (dataclasses), ``extra`` fields
+    (``name: (annotation, FieldInfo)``) and per-field annotation overrides."""
+    fields: dict[str, tuple[Any, Any]] = {}
+    for cls in sources:
+        hints = typing.get_type_hints(cls)
+        for field_name, f in exposed_fields(cls).items():
+            if field_name in exclude:
+                continue
+            meta = f.metadata
+            annotation = (annotations or {}).get(field_name) or _UNIT_TYPES.get(meta.get("unit"), hints[field_name])
+            bounds = {k: meta[k] for k in ("ge", "gt", "le") if meta.get(k) is not None}
+            fields[field_name] = (annotation, Field(_default(f), description=meta.get("source") or None, **bounds))
+    fields.update(extra or {})
+    ordered = {k: fields[k] for k in order if k in fields} | fields
+    model = create_model(name, __base__=base, __doc__=doc or (sources[0].__doc__ if sources else None), **ordered)
+    model.__sources__ = sources
+    return model
+
+
+def runtime(cls: type, section_: BaseModel, **fixed: Any) -> Any:
+    """The dataclass ``cls`` from a validated section (the fields it shares with ``cls``)."""
+    values = {name: getattr(section_, name) for name in exposed_fields(cls) if name in type(section_).model_fields}
+    return cls(**(values | fixed))
