@@ -141,6 +141,8 @@ class DriftAware(Periodic):
         super().__post_init__()
         if self.growth < 1:
             raise ValueError('"growth" must be >= 1.')
+        if self.max_interval < self.interval:
+            raise ValueError('"max_interval" must be >= interval.')
 
     def next_campaign(self, now_ns: int) -> int | None:
         if self._next_ns is None:

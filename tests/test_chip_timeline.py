@@ -168,3 +168,21 @@ def test_the_event_trace_matches_the_campaign_records_to_the_nanosecond():
               and r["event"] == "StateChange"]
     assert states[:3] == [(1_000_000, "state=PROBE"), (1_000_000 + STEP_NS + PROBE_NS, "state=DECODE"),
                           (1_000_000 + STEP_NS + PROBE_NS, "state=PROBE")]
+
+
+def test_a_device_read_within_tolerance_of_a_wrong_level_is_displaced_without_a_pulse():
+    # 12.6 uS on a level-2 device (25 uS): the nearest decoder reads level 1, within 0.25 spacing of
+    # it, so nothing is programmed, yet the firmware now holds the device at the wrong level
+    run = tiny_chip()
+    chip = run.chip
+
+    def disturb():
+        yield chip.env.timeout(500_000)
+        chip.devices.g_prog[0] = 12.6
+
+    chip.env.process(disturb())
+    run.run()
+    rows = [r for r in rows_of(run) if r.tile == 0]
+    assert [r.partial_set + r.reset for r in rows] == [0, 0]
+    assert [score(run, r) for r in rows] == [{"misread": 1, "displaced": 1}] * 2
+    assert run.observers.scoring.displaced_now() == 1  # the summary agrees with the last campaign

@@ -121,12 +121,30 @@ def test_user_policy_class_from_the_docs_runs(tmp_path, monkeypatch):
     summary = simulate(scenario).summary
     assert summary["campaigns"] == 1  # day 14 only: day 7 skipped, day 21 past the end
     assert summary["pulses"]["total"] > 0
+    # reported under the class's own name, and the resolved scenario writes `class` as the docs do
+    assert summary["policy"]["name"] == "weekday_campaigns"
+    assert summary["policy"]["class"] == "weekly_policy:WeekdayCampaigns" and "class_" not in summary["policy"]
+    resolved = scenario.resolved_dict()["policy"]
+    assert resolved == summary["policy"] and load_scenario_dict(resolved).policy == scenario.policy
 
 
-def test_user_policy_errors_name_the_field():
+def load_scenario_dict(policy: dict):
+    from twin.scenario.schema import Scenario
+    return Scenario(name="x").with_overrides([f"policy={policy}"])
+
+
+@pytest.mark.parametrize("section,field,message", [
+    ("{class: 'no_such_module:Policy'}", "policy.class", "cannot import module 'no_such_module'"),
+    ("{class: 'firmware_model.policies:Periodic', bogus: 5}", "policy.class", "unexpected keyword argument 'bogus'"),
+    ("{class: 'firmware_model.policies:NoCorrection', order: sensitivity}", "policy.order", "tile_order"),
+    ("{name: drift_aware, interval: 1 h, max_interval: 1 s}", "policy.max_interval", "must be >= interval"),
+])
+def test_policy_errors_name_the_field_at_validate_time(section, field, message):
     from twin.scenario.schema import ScenarioError, load_scenario
-    with pytest.raises(ScenarioError, match="policy"):
-        load_scenario("scenarios/default.yaml", ["policy={class: 'no_such_module:Policy'}"])
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("scenarios/default.yaml", [f"policy={section}"])
+    errors = dict(info.value.errors)
+    assert message in errors[field], errors
 
 
 def test_sensitivity_order_visits_the_most_sensitive_layers_first():

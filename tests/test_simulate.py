@@ -67,6 +67,13 @@ def test_after_the_build_the_truth_lives_off_chip_and_in_the_scorer_only(scenari
     reference = set(mapping.reference_pos.ravel().tolist()) | set(mapping.reference_neg.ravel().tolist())
     assert set(torch.nonzero(readout.g_target).flatten().tolist()) <= reference  # GDC's reference targets only
     assert not hasattr(run, "network") and not hasattr(run.chip, "x_test")
+    # nothing the chip holds but its off-chip memory equals the original levels
+    original = run.chip.offchip._levels
+    for name, value in vars(run.chip).items():
+        if name != "offchip" and isinstance(value, torch.Tensor) and value.shape == original.shape:
+            assert not torch.equal(value.to(original.dtype), original), name
+    assert not any(isinstance(v, torch.Tensor) and v.shape == original.shape and torch.equal(v.to(original.dtype),
+                   original) for v in vars(run.chip.devices).values())
 
 
 def test_outputs_are_complete_and_protected(scenario, tmp_path):
@@ -105,6 +112,15 @@ def test_snapshot_at_a_campaign_boundary_resumes_identically(scenario):
     assert abs(a.summary.pop("events") - b.summary.pop("events")) <= 4
     assert json.dumps(a.summary, sort_keys=True) == json.dumps(b.summary, sort_keys=True)
     assert (a.timeline, a.campaigns, a.device_pulses) == (b.timeline, b.campaigns, b.device_pulses)
+
+
+def test_snapshot_of_another_run_is_refused(scenario):
+    first = build(scenario)
+    first.chip.start()
+    first.chip.env.run(until=36 * 3600 * 10**9)
+    other = build(scenario.with_overrides(["seed=5"]))
+    with pytest.raises(ValueError, match="another run"):
+        other.restore(first.snapshot())
 
 
 def test_snapshot_refused_mid_campaign(scenario):

@@ -14,6 +14,7 @@ from twin.device.parameters import PCMParameters, PulseParameters
 from twin.scenario.build import Assembly, assemble, firmware_config
 from twin.toolchain.deploy import LayerQuantization, deploy_levels
 from twin.toolchain.quantize import QuantSteps
+from twin.toolchain.readout import PeripheryConfig
 from twin.toolchain.specs import TileGeometry
 
 COSTS = CostModel(TimingCosts(read_cycle=100, partial_set_pulse=150, reset_pulse=40, controller_step=1000, mvm=1,
@@ -49,4 +50,4 @@ def tiny_chip(pcm: PCMParameters = NOISELESS, pulses: PulseParameters = EXACT_PU
     x = torch.randn(8, 6, generator=torch.Generator().manual_seed(1))
     y = torch.zeros(8, dtype=torch.int64)
     return assemble(deployment, controller, COSTS, pulses, seed, duration_ns, list(checkpoints), x, y, tiles=tiles,
-                    gdc=gdc, granularity=granularity, trace=trace)
+                    gdc=gdc, granularity=granularity, accuracy_samples=1, periphery=PeripheryConfig(), trace=trace)

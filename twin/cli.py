@@ -96,7 +96,7 @@ def _run(args) -> int:
             result = simulate(scenario, callback)
     else:
         result = simulate(scenario, callback)
-    write_outputs(result, scenario, out, force=True, per_device_pulses=scenario.outputs.per_device_pulses)
+    write_outputs(result, scenario, out, force=True)
     from twin.report.text import summary_table
     print(summary_table(result.summary))
     print(f"results: {out}/")

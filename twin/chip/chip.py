@@ -71,9 +71,9 @@ class Chip:
     """The hardware. Attach observers to ``bus`` before :meth:`run`."""
 
     def __init__(self, env: CountingEnvironment, layout: ChipLayout, devices: DeviceArray, controller: Controller,
-                 costs: CostModel, pulse_params: PulseParameters, seed: int, offchip_levels: torch.Tensor,
-                 duration_ns: int, checkpoint_times_ns: Sequence[int], gdc: bool = False,
-                 granularity: Granularity = "campaign", bus: EventBus | None = None) -> None:
+                 costs: CostModel, pulse_params: PulseParameters, seed: int, offchip: OffchipMemory,
+                 duration_ns: int, checkpoint_times_ns: Sequence[int], gdc: bool, granularity: Granularity,
+                 bus: EventBus | None = None) -> None:
         self.env = env
         self.layout = layout
         self.devices = devices
@@ -86,7 +86,7 @@ class Chip:
         self.gdc = gdc
         self.granularity = granularity
         self.bus = EventBus() if bus is None else bus
-        self._offchip_levels = offchip_levels
+        self.offchip = offchip  # the host's copy of the levels: the chip reads it, holds none itself
         self.campaigns = 0  # campaigns that probed a tile
         self.deployed_at_ns = 0
         self.checkpoints_done = 0
@@ -98,7 +98,7 @@ class Chip:
         self.probe = IdentityProbe(env, self.devices, self.costs, generators["probe"], self.bus)
         self.pulse_generator = PulseGenerator(env, self.devices, self.costs, self.pulse_params,
                                               generators["programming"], self.bus, self.granularity)
-        self.offchip = OffchipMemory(env, self._offchip_levels, lay.devices_per_tile, self.costs, self.bus)
+        self.offchip.attach(env, self.bus)
 
     # --- processes ----------------------------------------------------------------------
     def run(self) -> None:

@@ -105,7 +105,8 @@ class ScoringObserver:
     def __init__(self, original_levels: torch.Tensor, devices_per_tile: int, used: list[torch.Tensor],
                  weights: np.ndarray) -> None:
         self._original = original_levels.to(torch.int16).numpy().copy()
-        self.held = self._original.copy()  # the level each device was last programmed to
+        self.programmed = self._original.copy()  # the level each device was last programmed to
+        self.held = self._original.copy()  # the level the firmware holds each device to (its last decision)
         self.devices_per_tile = devices_per_tile
         self._used = np.concatenate([u.numpy() + t * devices_per_tile for t, u in enumerate(used)]) \
             if used else np.zeros(0, dtype=np.int64)
@@ -122,12 +123,13 @@ class ScoringObserver:
         decoded = event.decision.decoded.levels.astype(np.int16)[event.local]
         assigned = event.decision.assigned.astype(np.int16)[event.local]
         score = self.scores.setdefault((event.campaign, event.tile), {"misread": 0, "displaced": 0})
-        score["misread"] += int(((decoded != self.held[index]) & self._is_weight[index]).sum())
+        score["misread"] += int(((decoded != self.programmed[index]) & self._is_weight[index]).sum())
         score["displaced"] += int((assigned != self._original[index]).sum())
+        self.held[index] = assigned
 
     def _programmed(self, event: Programmed) -> None:
         if not event.initial:
-            self.held[event.index] = event.levels
+            self.programmed[event.index] = event.levels
 
     def misreads(self) -> int:
         return sum(s["misread"] for s in self.scores.values())
@@ -137,10 +139,11 @@ class ScoringObserver:
         return int((self.held[self._used] != self._original[self._used]).sum())
 
     def state(self) -> dict:
-        return {"held": self.held.copy(), "scores": copy.deepcopy(self.scores)}
+        return {"programmed": self.programmed.copy(), "held": self.held.copy(), "scores": copy.deepcopy(self.scores)}
 
     def load_state(self, state: dict) -> None:
-        self.held, self.scores = state["held"].copy(), copy.deepcopy(state["scores"])
+        self.programmed, self.held = state["programmed"].copy(), state["held"].copy()
+        self.scores = copy.deepcopy(state["scores"])
 
 
 @dataclass
@@ -161,7 +164,7 @@ class AccuracyObserver:
     """
 
     def __init__(self, chip, ledger: Ledger, readout: Deployment, x_test: torch.Tensor, y_test: torch.Tensor,
-                 generator: torch.Generator, samples: int = 1, periphery: PeripheryConfig = PeripheryConfig(),
+                 generator: torch.Generator, samples: int, periphery: PeripheryConfig,
                  progress: Callable[[int], None] | None = None) -> None:
         self.chip = chip
         self.ledger = ledger

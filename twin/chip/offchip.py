@@ -23,13 +23,16 @@ __all__ = ["OffchipMemory"]
 class OffchipMemory:
     scope = "chip.offchip"
 
-    def __init__(self, env: simpy.Environment, levels: torch.Tensor, devices_per_tile: int, costs: CostModel,
-                 bus: EventBus) -> None:
-        self.env = env
+    def __init__(self, levels: torch.Tensor, devices_per_tile: int, costs: CostModel) -> None:
         self._levels = levels.to(torch.int16).clone()  # per chip-wide device number
         self.devices_per_tile = devices_per_tile
         self.costs = costs
-        self.bus = bus
+        self.env: simpy.Environment | None = None
+        self.bus: EventBus | None = None
+
+    def attach(self, env: simpy.Environment, bus: EventBus) -> None:
+        """Connect to the chip's clock and bus (again after a snapshot is restored)."""
+        self.env, self.bus = env, bus
 
     def deployment_levels(self, tile: int, local: torch.Tensor) -> np.ndarray:
         """The levels the host writes at deployment (initial programming)."""

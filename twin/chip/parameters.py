@@ -10,6 +10,7 @@ from typing import Literal
 
 from twin.device.parameters import G_MAX_US
 from twin.params import check_bounds, param
+from twin.toolchain.quantize import DEFAULT_LEVELS
 from twin.units import parse_duration, parse_energy, parse_power
 
 __all__ = ["ChipSpec", "PulseChannels", "TimingCosts", "EnergyCosts"]
@@ -20,7 +21,7 @@ class ChipSpec:
     """How many tiles, how many levels per device, and the conductance of the top level."""
 
     tiles: int | Literal["auto"] = param("auto", source="auto: as many as the network needs")
-    levels: int = param(8, ge=1, source="K of arXiv 2310.00337")
+    levels: int = param(DEFAULT_LEVELS, ge=1, source="K of arXiv 2310.00337")
     g_max_us: float = param(G_MAX_US, gt=0, source="aihwkit pcm_inference (Nandakumar 2019, Joshi 2020)")
 
     def __post_init__(self) -> None:

@@ -32,7 +32,7 @@ class PulseGenerator:
     scope = "chip.pulse_generator"
 
     def __init__(self, env: simpy.Environment, devices: DeviceArray, costs: CostModel, params: PulseParameters,
-                 generator: torch.Generator, bus: EventBus, granularity: Granularity = "campaign") -> None:
+                 generator: torch.Generator, bus: EventBus, granularity: Granularity) -> None:
         if costs.channels < 1:
             raise ValueError('"channels" must be >= 1.')
         self.env = env

@@ -1,6 +1,6 @@
 """A run's results as flat records: the summary (summary.json) and the tables (CSV), read off the
 observers of a built run (``twin.scenario.build.Assembly``). Every column and its unit:
-docs/outputs.md.
+docs/chip.md, "Outputs".
 """
 
 from __future__ import annotations

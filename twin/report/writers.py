@@ -28,14 +28,14 @@ def csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def write_outputs(result: Result, scenario, out_dir: Path, force: bool = False,
-                  per_device_pulses: bool = True) -> Path:
-    """Write every output atomically; refuse to overwrite earlier results unless ``force``."""
+def write_outputs(result: Result, scenario, out_dir: Path, force: bool = False) -> Path:
+    """Write every output atomically; refuse to overwrite earlier results unless ``force``
+    (``outputs.per_device_pulses`` of the scenario says whether device_pulses.csv is written)."""
     out_dir = prepare_output_dir(Path(out_dir), OUTPUT_FILES, force)
     atomic_write_text(out_dir / "scenario.resolved.yaml", yaml.safe_dump(scenario.resolved_dict(), sort_keys=False))
     atomic_write_text(out_dir / "timeline.csv", csv_text(result.timeline))
     atomic_write_text(out_dir / "campaigns.csv", csv_text(result.campaigns))
-    if per_device_pulses:
+    if scenario.outputs.per_device_pulses:
         atomic_write_text(out_dir / "device_pulses.csv", csv_text(result.device_pulses))
     if result.trace is not None:
         atomic_write_text(out_dir / "trace.csv", csv_text(result.trace))

@@ -22,8 +22,10 @@ from firmware_model.controller import Controller
 from firmware_model.interface import FirmwareConfig, TileLayout
 from firmware_model.policies import Policy, make_policy
 from twin.chip.chip import Chip, ChipLayout, CountingEnvironment, stream
+from twin.chip.pulse_generator import Granularity
 from twin.chip.events import Busy, Command, ProgramRound, StateChange
 from twin.chip.ledger import CostModel, Ledger
+from twin.chip.offchip import OffchipMemory
 from twin.chip.observers import (AccuracyObserver, AvailabilityObserver, CampaignTable, EventTrace, Observers,
                                  ScoringObserver, WearObserver)
 from twin.chip.parameters import ChipSpec, EnergyCosts, PulseChannels, TimingCosts
@@ -62,12 +64,19 @@ class Assembly:
 
     def snapshot(self) -> bytes:
         """The whole run at a campaign boundary: chip (devices, generators, controller) and observers."""
-        return pickle.dumps({"chip": self.chip.state(), "observers": self.observers.state()})
+        return pickle.dumps({"identity": self._identity(), "chip": self.chip.state(),
+                             "observers": self.observers.state()})
+
+    def _identity(self) -> dict:
+        return {"scenario": self.scenario.sha256() if self.scenario is not None else None,
+                "model_sha256": self.model_sha256}
 
     def restore(self, blob: bytes) -> None:
         """Load a snapshot into this freshly built assembly (same scenario); then :meth:`chip.start`
         is not needed: the processes are restarted."""
         state = pickle.loads(blob)
+        if state["identity"] != self._identity():
+            raise ValueError(f"the snapshot is of another run ({state['identity']}), not of {self._identity()}")
         self.observers.load_state(state["observers"])
         self.chip.load_state(state["chip"])
 
@@ -108,12 +117,10 @@ def firmware_config(deployment: Deployment) -> FirmwareConfig:
 def make_firmware_policy(scenario: Scenario, tile_order: list[int] | None) -> Policy:
     """The firmware policy object a scenario's ``policy`` section describes (same field names)."""
     policy = scenario.policy
-    if isinstance(policy, CustomPolicy):
+    if isinstance(policy, CustomPolicy):  # validated: the class imports and builds with these keys
         cls = load_policy_class(policy.class_)
-        try:
-            return cls(**policy.params())
-        except (TypeError, ValueError) as exc:
-            raise ScenarioBuildError(f"policy.class: {policy.class_}(**{policy.params()}) failed: {exc}") from None
+        extra = {"tile_order": tile_order} if policy.order == "sensitivity" else {}
+        return cls(**policy.params(), **extra)
     firmware_cls = type(policy).__firmware__
     params = {name: getattr(policy, name) for name in exposed_fields(firmware_cls)}
     if "tile_order" in {f for f in firmware_cls.__dataclass_fields__}:
@@ -175,7 +182,7 @@ def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> 
                         periphery=PeripheryConfig(enabled=scenario.evaluation.periphery),
                         trace=scenario.outputs.trace, progress=progress,
                         digital_accuracy=network.digital_accuracy,
-                        model_sha256=getattr(network, "model_sha256", ""))
+                        model_sha256=network.model_sha256)
     assembly.scenario = scenario
     # the deployment (original levels) and the trained network (weights) do not outlive the build
     return assembly
@@ -183,11 +190,11 @@ def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> 
 
 def assemble(deployment: Deployment, controller: Controller, costs: CostModel, pulses: PulseParameters, seed: int,
              duration_ns: int, checkpoint_times_ns: list[int], x_test: torch.Tensor, y_test: torch.Tensor,
-             tiles: int | None = None, gdc: bool = False, granularity: str = "campaign", accuracy_samples: int = 1,
-             periphery: PeripheryConfig = PeripheryConfig(), trace: bool = False,
-             progress: Callable[[int], None] | None = None, digital_accuracy: float = float("nan"),
-             model_sha256: str = "") -> Assembly:
-    """The chip for a deployment, its original levels moved off-chip, its observers attached."""
+             *, gdc: bool, granularity: Granularity, accuracy_samples: int, periphery: PeripheryConfig,
+             trace: bool, tiles: int | None = None, progress: Callable[[int], None] | None = None,
+             digital_accuracy: float = float("nan"), model_sha256: str = "") -> Assembly:
+    """The chip for a deployment, its original levels moved off-chip, its observers attached.
+    (The scenario owns the defaults of the settings after ``*``; ``build`` passes them all.)"""
     mapping, geometry = deployment.mapping, deployment.mapping.geometry
     n_tiles = mapping.n_tiles if tiles is None else tiles
     n_devices = n_tiles * geometry.devices_per_tile
@@ -199,7 +206,8 @@ def assemble(deployment: Deployment, controller: Controller, costs: CostModel, p
     tile_used = [used[(used >= t * dpt) & (used < (t + 1) * dpt)] - t * dpt for t in range(mapping.n_tiles)]
     layout = ChipLayout(geometry.rows, geometry.cols, n_tiles, mapping.n_tiles, tile_used, geometry.reference_rows,
                         geometry.reference_cells)
-    chip = Chip(CountingEnvironment(), layout, devices, controller, costs, pulses, seed, original, duration_ns,
+    offchip = OffchipMemory(original, dpt, costs)
+    chip = Chip(CountingEnvironment(), layout, devices, controller, costs, pulses, seed, offchip, duration_ns,
                 checkpoint_times_ns, gdc=gdc, granularity=granularity)
     ledger = Ledger()
     observers = Observers(

@@ -12,16 +12,29 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 from twin.scenario.quantities import Duration, Energy, Power
 
-__all__ = ["Section", "section", "runtime", "exposed_fields", "field_error"]
+__all__ = ["Section", "Int", "Float", "section", "runtime", "exposed_fields", "field_error"]
 
 _UNIT_TYPES = {"duration": Duration, "energy": Energy, "power": Power}
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic would read true as 1
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+"""An integer field: booleans refused."""
+Float = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+"""A real field: booleans, infinities and NaN refused."""
+_NUMBER_TYPES: dict[Any, Any] = {int: Int, float: Float, int | None: Int | None, float | None: Float | None}
 _QUOTED = re.compile(r'^"(\w+)"')
 
 
@@ -77,7 +90,8 @@ def section(name: str, *sources: type, exclude: tuple[str, ...] = (), annotation
             if field_name in exclude:
                 continue
             meta = f.metadata
-            annotation = (annotations or {}).get(field_name) or _UNIT_TYPES.get(meta.get("unit"), hints[field_name])
+            annotation = (annotations or {}).get(field_name) or _UNIT_TYPES.get(meta.get("unit")) \
+                or _NUMBER_TYPES.get(hints[field_name], hints[field_name])
             bounds = {k: meta[k] for k in ("ge", "gt", "le") if meta.get(k) is not None}
             fields[field_name] = (annotation, Field(_default(f), description=meta.get("source") or None, **bounds))
     fields.update(extra or {})

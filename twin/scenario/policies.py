@@ -12,13 +12,14 @@ decoder, no GDC). A user's own policy class is named by import path
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
 from firmware_model import policies as firmware
 from firmware_model.controller import Controller
-from twin.scenario.derive import Section, exposed_fields, section
+from twin.scenario.derive import Section, exposed_fields, field_error, section
 
 __all__ = ["PolicyBase", "NonePolicy", "GdcPolicy", "PeriodicPolicy", "ThresholdPolicy", "DriftAwarePolicy",
            "FullRefreshPolicy", "HybridPolicy", "CustomPolicy", "Policy", "POLICY_NAMES", "CONTROLLER_FIELDS",
@@ -93,8 +94,18 @@ class CustomPolicy(PolicyBase):
         return data
 
     @model_validator(mode="after")
-    def _importable(self) -> CustomPolicy:
-        load_policy_class(self.class_)
+    def _constructible(self) -> CustomPolicy:
+        """Import the class and build it with the section's other keys now, at validate time."""
+        try:
+            cls = load_policy_class(self.class_)
+        except ValueError as exc:
+            raise field_error("class", str(exc)) from None
+        try:
+            cls(**self.params())
+        except (TypeError, ValueError) as exc:
+            raise field_error("class", f"{self.class_}(**{self.params()}) failed: {exc}") from None
+        if self.order == "sensitivity" and "tile_order" not in inspect.signature(cls).parameters:
+            raise field_error("order", f"'sensitivity' needs a class that takes tile_order; {self.class_} does not")
         return self
 
     def params(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from twin.chip.parameters import ChipSpec, EnergyCosts, PulseChannels, TimingCosts
 from twin.device.parameters import PCMParameters, PulseParameters
-from twin.scenario.derive import field_error, section
+from twin.scenario.derive import Int, field_error, section
 from twin.scenario.quantities import UNITS_REQUIRED, Duration
 from twin.toolchain.specs import ARCHITECTURE_DATASET, NetworkSpec, TileGeometry, tiles_needed
 from twin.scenario.loader import ScenarioError, absolute_path, apply_overrides, parse_yaml
@@ -46,6 +46,11 @@ _MNIST_HINT = (f"point it at a folder holding {', '.join(MNIST_FILES)} (raw or .
 
 PositiveDuration = Annotated[Duration, Field(gt=0)]
 _field_error = field_error
+
+MAX_DURATION = 200 * YEAR
+"""Integer nanoseconds reach 292 years; a deployment is capped well inside that."""
+MAX_DEVICES = 2**27
+"""Devices a chip may hold (134 M: about 2 GB of device state), so an input cannot exhaust memory."""
 
 
 class _Config(BaseModel):
@@ -103,7 +108,7 @@ class NetworkConfig(_NetworkBase):
 
 
 class CheckpointsConfig(_Config):
-    count: int = Field(40, ge=1)  # assumption
+    count: Int = Field(40, ge=1)  # assumption
     spacing: Literal["log", "linear"] = "log"  # assumption: drift is logarithmic in time
     start: PositiveDuration = SECOND  # assumption; used by log spacing only
 
@@ -118,9 +123,9 @@ Checkpoints = Annotated[Union[Annotated[CheckpointsConfig, Tag("config")],
 
 
 class EvaluationConfig(_Config):
-    accuracy_samples: int = Field(5, ge=1)  # assumption: read-noise draws per checkpoint
+    accuracy_samples: Int = Field(5, ge=1)  # assumption: read-noise draws per checkpoint
     periphery: bool = False  # assumption: ideal ADC/DAC periphery
-    test_images: int | None = Field(None, ge=1)  # None = the whole test split
+    test_images: Int | None = Field(None, ge=1)  # None = the whole test split
 
 
 class SimulationConfig(_Config):
@@ -137,7 +142,7 @@ class Scenario(_Config):
     schema_version: Literal[1] = 1
     name: str = Field(min_length=1)
     description: str = ""
-    seed: int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0)
     duration: PositiveDuration = YEAR  # assumption: one year of deployment
     chip: ChipConfig = Field(default_factory=ChipConfig)
     timing: TimingConfig = Field(default_factory=TimingConfig)
@@ -160,6 +165,9 @@ class Scenario(_Config):
     @model_validator(mode="after")
     def _checkpoints_within_duration(self) -> Scenario:
         end = duration_label(self.duration)
+        if self.duration > MAX_DURATION:
+            raise _field_error("duration", f"{end} is longer than the {duration_label(MAX_DURATION)} the twin "
+                               "simulates (integer nanoseconds reach 292 y)")
         if isinstance(self.checkpoints, list):
             late = [duration_label(t) for t in self.checkpoints if t > self.duration]
             if late:
@@ -172,9 +180,14 @@ class Scenario(_Config):
     @model_validator(mode="after")
     def _enough_tiles(self) -> Scenario:
         chip = self.chip
+        geometry = TileGeometry(chip.rows, chip.cols, chip.reference_cells)
+        needed = tiles_needed(self.network.architecture, geometry)
+        tiles = needed if chip.tiles == "auto" else chip.tiles
+        if tiles * geometry.devices_per_tile > MAX_DEVICES:
+            raise _field_error("chip.tiles", f"{tiles} tiles of {chip.rows} x {chip.cols} hold "
+                               f"{tiles * geometry.devices_per_tile:,} devices, more than the {MAX_DEVICES:,} "
+                               "the twin allows")
         if chip.tiles != "auto":
-            geometry = TileGeometry(chip.rows, chip.cols, chip.reference_cells)
-            needed = tiles_needed(self.network.architecture, geometry)
             if chip.tiles < needed:
                 raise _field_error("chip.tiles", f"{self.network.architecture} needs {needed} tiles of "
                                    f"{chip.rows} x {chip.cols} ({chip.reference_cells} reference cells), "

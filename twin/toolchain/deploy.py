@@ -13,7 +13,8 @@ from twin.toolchain.readout import Deployment
 from twin.toolchain.mapping import ChipMapping, LevelEncoding, SinglePairEncoding, TileGeometry
 from twin.toolchain.networks import crossbar_layers
 from twin.device.pcm import DeviceArray, PCMParameters, PCMStatistics
-from twin.toolchain.quantize import AnnealSchedule, QuantReport, QuantSteps, compare_quantizers, dequantize, quantize
+from twin.toolchain.quantize import (DEFAULT_LEVELS, AnnealSchedule, QuantReport, QuantSteps, compare_quantizers,
+                                     dequantize, quantize)
 
 __all__ = ["LayerQuantization", "quantize_network", "quantized_model", "deploy_levels", "deploy_single_pair"]
 
@@ -30,7 +31,7 @@ def crossbar_weights(model: nn.Module) -> dict[str, np.ndarray]:
     return {name: layer.weight.detach().cpu().numpy().astype(np.float64) for name, layer in crossbar_layers(model)}
 
 
-def quantize_network(model: nn.Module, levels: int = 8, schedule: AnnealSchedule = AnnealSchedule(),
+def quantize_network(model: nn.Module, levels: int = DEFAULT_LEVELS, schedule: AnnealSchedule = AnnealSchedule(),
                      seed: int = 0) -> dict[str, LayerQuantization]:
     """SA-tuned steps per layer (each layer has its own tiles and output scale), then levels."""
     out = {}
@@ -64,7 +65,7 @@ def deploy_levels(model: nn.Sequential, quant: dict[str, LayerQuantization], geo
     return Deployment(model, encoding, devices, devices.target_conductance(), w_max)
 
 
-def deploy_single_pair(model: nn.Sequential, geometry: TileGeometry, levels: int = 8,
+def deploy_single_pair(model: nn.Sequential, geometry: TileGeometry, levels: int = DEFAULT_LEVELS,
                        pcm: PCMParameters = PCMParameters()) -> Deployment:
     """aihwkit's ``SinglePairConductanceConverter`` encoding (continuous conductances)."""
     weights = crossbar_weights(model)

@@ -128,6 +128,10 @@ def _sorted_l1(ws: np.ndarray, cs: np.ndarray, vals: np.ndarray) -> float:
     return max(float(below.sum() + above.sum()), 0.0)  # clamp float cancellation
 
 
+DEFAULT_LEVELS = 8
+"""K, levels per device, as in arXiv 2310.00337 (``chip.levels`` takes its default from here)."""
+
+
 @dataclass(frozen=True)
 class AnnealSchedule:
     """SA schedule: geometric cooling T_i = t_start * (t_end/t_start)^(i/(iterations-1)).
@@ -177,7 +181,7 @@ class AnnealResult:
     history: np.ndarray
 
 
-def uniform_steps(w: np.ndarray, levels: int = 8) -> QuantSteps:
+def uniform_steps(w: np.ndarray, levels: int = DEFAULT_LEVELS) -> QuantSteps:
     """The paper's start: max|w| of each sign / levels.
 
     A sign with no weights borrows the other sign's step; all-zero weights get 1.0.
@@ -189,7 +193,7 @@ def uniform_steps(w: np.ndarray, levels: int = 8) -> QuantSteps:
     return QuantSteps(pos, neg, levels)
 
 
-def anneal_steps(w: np.ndarray, levels: int = 8, schedule: AnnealSchedule = AnnealSchedule(),
+def anneal_steps(w: np.ndarray, levels: int = DEFAULT_LEVELS, schedule: AnnealSchedule = AnnealSchedule(),
                  seed: int = 0, *, start: QuantSteps | None = None) -> AnnealResult:
     """Tune (step_pos, step_neg) by SA on the L1 error; start defaults to uniform_steps.
 
@@ -324,7 +328,7 @@ def _distinct_used(x: np.ndarray, steps: QuantSteps) -> int:
     return int(np.unique(dequantize(*quantize(x, steps), steps)).size)
 
 
-def compare_quantizers(w: np.ndarray, levels: int = 8,
+def compare_quantizers(w: np.ndarray, levels: int = DEFAULT_LEVELS,
                        schedule: AnnealSchedule = AnnealSchedule(), seed: int = 0) -> QuantReport:
     """Run SA and both baselines on the same weights (seed drives SA and k-means)."""
     x = _as_weights(w).ravel()
