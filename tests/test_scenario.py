@@ -418,3 +418,13 @@ def test_crossbar_shapes_known_to_the_schema_match_the_networks():
         actual = {name: (layer.weight.shape[0], layer.weight[0].numel())
                   for name, layer in crossbar_layers(build_network(architecture))}
         assert actual == shapes, architecture
+
+
+@pytest.mark.parametrize("policy", ["none", "gdc", "periodic", "threshold", "drift_aware", "full_refresh", "hybrid",
+                                    "{class: 'firmware_model.policies:Periodic'}"])
+def test_scenarios_pickle_for_worker_processes(policy):
+    """`twin compare` sends scenarios to spawned workers: every derived section must pickle."""
+    import pickle
+    override = f"policy={policy}" if policy.startswith("{") else f"policy.name={policy}"
+    scenario = Scenario(name="x").with_overrides([override, "chip.tiles=4"])
+    assert pickle.loads(pickle.dumps(scenario)) == scenario

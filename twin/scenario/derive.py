@@ -78,11 +78,12 @@ def _default(f: dataclasses.Field) -> Any:
     return ...
 
 
-def section(name: str, *sources: type, exclude: tuple[str, ...] = (), annotations: dict[str, Any] | None = None,
-            extra: dict[str, tuple[Any, Any]] | None = None, order: tuple[str, ...] = (),
-            base: type[Section] = Section, doc: str = "") -> type[Section]:
+def section(name: str, *sources: type, module: str, exclude: tuple[str, ...] = (),
+            annotations: dict[str, Any] | None = None, extra: dict[str, tuple[Any, Any]] | None = None,
+            order: tuple[str, ...] = (), base: type[Section] = Section, doc: str = "") -> type[Section]:
     """A pydantic section with the fields of ``sources`` (dataclasses), ``extra`` fields
-    (``name: (annotation, FieldInfo)``) and per-field annotation overrides."""
+    (``name: (annotation, FieldInfo)``) and per-field annotation overrides. Bind the result to
+    ``name`` in ``module`` (pickle finds classes by module and name: worker processes need it)."""
     fields: dict[str, tuple[Any, Any]] = {}
     for cls in sources:
         hints = typing.get_type_hints(cls)
@@ -96,7 +97,8 @@ def section(name: str, *sources: type, exclude: tuple[str, ...] = (), annotation
             fields[field_name] = (annotation, Field(_default(f), description=meta.get("source") or None, **bounds))
     fields.update(extra or {})
     ordered = {k: fields[k] for k in order if k in fields} | fields
-    model = create_model(name, __base__=base, __doc__=doc or (sources[0].__doc__ if sources else None), **ordered)
+    model = create_model(name, __base__=base, __module__=module,
+                         __doc__=doc or (sources[0].__doc__ if sources else None), **ordered)
     model.__sources__ = sources
     return model
 

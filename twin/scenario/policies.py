@@ -35,7 +35,7 @@ _COMMON = {"name": (str, ...),
            "gdc": (bool, Field(False, description="global drift compensation of the MVM output between corrections")),
            "order": (Order, Field("index", description="'sensitivity': the tiles of the layers that hurt accuracy "
                                                       "most first"))}
-PolicyBase = section("PolicyBase", Controller, annotations={"decoder": Decoder}, extra=_COMMON,
+PolicyBase = section("PolicyBase", Controller, module=__name__, annotations={"decoder": Decoder}, extra=_COMMON,
                      order=("name", "gdc", *CONTROLLER_FIELDS, "order"),
                      doc="What every policy section has: name, GDC, the controller's settings, tile order.")
 PolicyBase.__sources__ = ()  # the Controller needs a configuration: its bounds are checked as fields
@@ -45,7 +45,7 @@ def _policy(model_name: str, firmware_cls: type, doc: str, **overrides: tuple[An
     """The section of a built-in policy: its name, its firmware parameters, scenario-level defaults."""
     name = firmware_cls().name
     extra = {"name": (Literal[name], name)} | overrides
-    model = section(model_name, firmware_cls, base=PolicyBase, extra=extra, doc=doc)
+    model = section(model_name, firmware_cls, module=__name__, base=PolicyBase, extra=extra, doc=doc)
     model.__firmware__ = firmware_cls
     return model
 

@@ -63,19 +63,19 @@ def _tiles_in(value: Any) -> Any:
     raise ValueError(f"must be 'auto' or a positive integer, got {value!r}")
 
 
-DeviceConfig = section("DeviceConfig", PCMParameters,
+DeviceConfig = section("DeviceConfig", PCMParameters, module=__name__,
                        doc="PCM statistics: scales on aihwkit's PCMLikeNoiseModel (all 1.0 = IBM's fitted model).")
-PulseGeneratorConfig = section("PulseGeneratorConfig", PulseChannels, PulseParameters,
+PulseGeneratorConfig = section("PulseGeneratorConfig", PulseChannels, PulseParameters, module=__name__,
                                doc="The on-chip pulse generator used by program-and-verify.")
 ChipConfig = section(
-    "ChipConfig", ChipSpec, TileGeometry, doc="Tile geometry and the multi-level cell.",
+    "ChipConfig", ChipSpec, TileGeometry, module=__name__, doc="Tile geometry and the multi-level cell.",
     annotations={"tiles": Annotated[int | Literal["auto"], BeforeValidator(_tiles_in)]},
     extra={"device": (DeviceConfig, Field(default_factory=DeviceConfig)),
            "pulse_generator": (PulseGeneratorConfig, Field(default_factory=PulseGeneratorConfig))},
     order=("tiles", "rows", "cols", "levels", "g_max_us", "reference_cells"))
-TimingConfig = section("TimingConfig", TimingCosts)
-EnergyConfig = section("EnergyConfig", EnergyCosts)
-_NetworkBase = section("_NetworkBase", NetworkSpec)
+TimingConfig = section("TimingConfig", TimingCosts, module=__name__)
+EnergyConfig = section("EnergyConfig", EnergyCosts, module=__name__)
+_NetworkBase = section("_NetworkBase", NetworkSpec, module=__name__)
 
 
 class NetworkConfig(_NetworkBase):
