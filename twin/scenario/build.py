@@ -30,7 +30,7 @@ from twin.chip.observers import (AccuracyObserver, AvailabilityObserver, Campaig
                                  ScoringObserver, WearObserver)
 from twin.chip.parameters import ChipSpec, EnergyCosts, PulseChannels, TimingCosts
 from twin.device.parameters import PCMParameters, PulseParameters
-from twin.device.pcm import DeviceArray, PCMStatistics
+from twin.device.pcm import DeviceArray
 from twin.scenario.derive import exposed_fields, runtime
 from twin.scenario.policies import CONTROLLER_FIELDS, CustomPolicy, load_policy_class
 from twin.scenario.schema import Scenario

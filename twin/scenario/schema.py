@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationError, field_validator, model_validator)
-from pydantic_core import PydanticCustomError
 
 from twin.chip.parameters import ChipSpec, EnergyCosts, PulseChannels, TimingCosts
 from twin.device.parameters import PCMParameters, PulseParameters

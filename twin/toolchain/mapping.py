@@ -19,7 +19,6 @@ Two encodings map weights to conductances:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
