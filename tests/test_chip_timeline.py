@@ -186,3 +186,28 @@ def test_a_device_read_within_tolerance_of_a_wrong_level_is_displaced_without_a_
     assert [r.partial_set + r.reset for r in rows] == [0, 0]
     assert [score(run, r) for r in rows] == [{"misread": 1, "displaced": 1}] * 2
     assert run.observers.scoring.displaced_now() == 1  # the summary agrees with the last campaign
+
+
+def test_campaign_times_are_exact_to_the_nanosecond_at_ten_years():
+    # a campaign at 9.5 y: its probe lasts exactly PROBE_NS; float seconds cannot say so
+    from twin.report.records import campaign_rows
+    year = 31_557_600 * 10**9
+    interval = 19 * year // 2
+    run = tiny_chip(interval_ns=interval, duration_ns=interval + 10**9, checkpoints=(interval + 10**9,))
+    run.run()
+    rows = campaign_rows(run)
+    assert [r["end_ns"] - r["start_ns"] for r in rows] == [PROBE_NS, PROBE_NS]
+    assert rows[0]["start_ns"] == interval + STEP_NS
+    assert rows[0]["end_s"] - rows[0]["start_s"] != PROBE_NS / 1e9  # why the ns columns exist
+
+
+def test_the_event_trace_is_bounded():
+    from twin.chip.observers import EventTrace
+    run = tiny_chip(trace=True)
+    run.observers.trace.max_rows = 5
+    run.run()
+    trace: EventTrace = run.observers.trace
+    assert len(trace.rows) == 5 and trace.dropped > 0
+    full = tiny_chip(trace=True)
+    full.run()
+    assert len(full.observers.trace.rows) == 5 + trace.dropped

@@ -97,3 +97,16 @@ def test_hybrid_deploys_an_hwa_trained_network(scenario, monkeypatch):
     with pytest.raises(RuntimeError, match="stop here"):
         build(scenario.with_overrides(["policy.name=hybrid"]))
     assert seen["hwa"] is True
+
+
+def test_compare_files_go_through_the_safe_loader(tmp_path):
+    """Aliases (the billion-laughs bomb) and duplicate keys are refused in compare files too."""
+    from twin.study.compare import load_compare_file
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a: &a [x, x]\nb: &b [*a, *a]\nscenario: s.yaml\npolicies: [*b]\n")
+    with pytest.raises(ScenarioError, match="alias|anchor"):
+        load_compare_file(bomb)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("scenario: s.yaml\nscenario: t.yaml\npolicies: [{name: none}]\n")
+    with pytest.raises(ScenarioError, match="duplicate"):
+        load_compare_file(twice)

@@ -226,8 +226,8 @@ class Chip:
         outside any campaign, not blocking); then the observers measure."""
         if self.gdc:
             lay = self.layout
+            cost = self.costs.probe(2 * lay.reference_rows, 2 * lay.reference_cells)  # the same for every tile
             for tile in self.tiles[:lay.mapped_tiles]:
-                cost = self.costs.probe(2 * lay.reference_rows, 2 * lay.reference_cells)
                 self.bus.emit(Charge(t_ns, "chip.gdc", cost.energy, cost.counts, None, tile.index))
         self.checkpoints_done += 1
         self.bus.emit(Checkpoint(t_ns, "chip"))

@@ -21,7 +21,7 @@ from twin.chip.tile import union_length
 from twin.toolchain.readout import Deployment, PeripheryConfig, accuracy_of, read_used, readback_weights
 
 __all__ = ["CampaignRow", "CampaignTable", "ScoringObserver", "CheckpointRow", "AccuracyObserver",
-           "WearObserver", "AvailabilityObserver", "EventTrace", "Observers"]
+           "WearObserver", "AvailabilityObserver", "TRACE_MAX_ROWS", "EventTrace", "Observers"]
 
 
 @dataclass
@@ -255,27 +255,37 @@ class AvailabilityObserver:
         self.busy = list(state["busy"])
 
 
-class EventTrace:
-    """Every event of the chosen types as a flat row (``outputs.trace``: trace.csv)."""
+TRACE_MAX_ROWS = 1_000_000
+"""Rows the event trace keeps (about 200 MB of rows at most); later events are counted, not kept."""
 
-    def __init__(self, kinds: tuple[type, ...]) -> None:
+
+class EventTrace:
+    """Every event of the chosen types as a flat row (``outputs.trace``: trace.csv), the first
+    ``max_rows`` of them; ``dropped`` counts the rest."""
+
+    def __init__(self, kinds: tuple[type, ...], max_rows: int = TRACE_MAX_ROWS) -> None:
         self.kinds = kinds
+        self.max_rows = max_rows
         self.rows: list[dict] = []
+        self.dropped = 0
 
     def attach(self, bus: EventBus) -> None:
         bus.attach(self._event, *self.kinds)
 
     def _event(self, event: Event) -> None:
+        if len(self.rows) >= self.max_rows:
+            self.dropped += 1
+            return
         fields = {k: v for k, v in vars(event).items() if k not in ("t_ns", "scope")}
         detail = " ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, (np.ndarray, dict, tuple)))
         self.rows.append({"t_ns": event.t_ns, "scope": event.scope, "event": type(event).__name__,
                           "detail": detail})
 
     def state(self) -> dict:
-        return {"rows": list(self.rows)}
+        return {"rows": list(self.rows), "dropped": self.dropped}
 
     def load_state(self, state: dict) -> None:
-        self.rows = list(state["rows"])
+        self.rows, self.dropped = list(state["rows"]), state["dropped"]
 
 
 @dataclass

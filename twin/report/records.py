@@ -15,7 +15,7 @@ import numpy as np
 from twin.chip.ledger import ENERGY_COMPONENTS, maintenance_energy
 from twin.units import SECOND
 
-__all__ = ["Result", "SCHEMA_VERSION", "collect", "versions"]
+__all__ = ["Result", "SCHEMA_VERSION", "collect", "campaign_rows", "versions"]
 
 SCHEMA_VERSION = 1
 
@@ -57,7 +57,8 @@ def _timeline(assembly) -> list[dict]:
             for c in assembly.observers.accuracy.rows]
 
 
-def _campaigns(assembly) -> list[dict]:
+def campaign_rows(assembly) -> list[dict]:
+    """campaigns.csv: one row per campaign and tile, times in s and exact integer ns."""
     scores = assembly.observers.scoring.scores
     rows = []
     for r in assembly.observers.campaigns.ordered():
@@ -124,5 +125,8 @@ def collect(assembly, wall_s: float) -> Result:
         "versions": versions(),
         "wall_s": round(wall_s, 3),
     }
-    trace = obs.trace.rows if obs.trace is not None else None
-    return Result(summary, timeline, _campaigns(assembly), _device_pulses(assembly), trace)
+    trace = None
+    if obs.trace is not None:
+        trace = obs.trace.rows
+        summary["trace"] = {"rows": len(trace), "dropped": obs.trace.dropped}  # dropped > 0: trace.csv is cut
+    return Result(summary, timeline, campaign_rows(assembly), _device_pulses(assembly), trace)

@@ -44,7 +44,6 @@ _MNIST_HINT = (f"point it at a folder holding {', '.join(MNIST_FILES)} (raw or .
                "`twin run scenarios/paper_mnist.yaml --set network.data_path=/path/to/mnist`")
 
 PositiveDuration = Annotated[Duration, Field(gt=0)]
-_field_error = field_error
 
 MAX_DURATION = 200 * YEAR
 """Integer nanoseconds reach 292 years; a deployment is capped well inside that."""
@@ -89,20 +88,20 @@ class NetworkConfig(_NetworkBase):
     def _consistent(self) -> NetworkConfig:
         needs = ARCHITECTURE_DATASET[self.architecture]
         if self.dataset != needs:
-            raise _field_error("architecture", f"{self.architecture} runs on dataset {needs!r}, "
+            raise field_error("architecture", f"{self.architecture} runs on dataset {needs!r}, "
                                f"not {self.dataset!r}")
         if self.dataset == "mnist":
             if self.data_path is None:
-                raise _field_error("data_path", f"dataset mnist needs data_path: {_MNIST_HINT}")
+                raise field_error("data_path", f"dataset mnist needs data_path: {_MNIST_HINT}")
             if not self.data_path.is_dir():
-                raise _field_error("data_path", f"{self.data_path} does not exist or is not a folder; {_MNIST_HINT}")
+                raise field_error("data_path", f"{self.data_path} does not exist or is not a folder; {_MNIST_HINT}")
             for name in MNIST_FILES:
                 if not any((self.data_path / f).is_file() for f in (name, name + ".gz")):
-                    raise _field_error("data_path", f"missing {self.data_path / name} (or .gz); {_MNIST_HINT}")
+                    raise field_error("data_path", f"missing {self.data_path / name} (or .gz); {_MNIST_HINT}")
         elif self.data_path is not None:
-            raise _field_error("data_path", "only used with dataset mnist (digits is bundled with scikit-learn)")
+            raise field_error("data_path", "only used with dataset mnist (digits is bundled with scikit-learn)")
         if self.checkpoint is not None and not self.checkpoint.is_file():
-            raise _field_error("checkpoint", f"{self.checkpoint} does not exist (expected a torch state_dict file)")
+            raise field_error("checkpoint", f"{self.checkpoint} does not exist (expected a torch state_dict file)")
         return self
 
 
@@ -165,14 +164,14 @@ class Scenario(_Config):
     def _checkpoints_within_duration(self) -> Scenario:
         end = duration_label(self.duration)
         if self.duration > MAX_DURATION:
-            raise _field_error("duration", f"{end} is longer than the {duration_label(MAX_DURATION)} the twin "
+            raise field_error("duration", f"{end} is longer than the {duration_label(MAX_DURATION)} the twin "
                                "simulates (integer nanoseconds reach 292 y)")
         if isinstance(self.checkpoints, list):
             late = [duration_label(t) for t in self.checkpoints if t > self.duration]
             if late:
-                raise _field_error("checkpoints", f"{', '.join(late)} beyond the duration {end}")
+                raise field_error("checkpoints", f"{', '.join(late)} beyond the duration {end}")
         elif self.checkpoints.spacing == "log" and self.checkpoints.start > self.duration:
-            raise _field_error("checkpoints.start", f"{duration_label(self.checkpoints.start)} "
+            raise field_error("checkpoints.start", f"{duration_label(self.checkpoints.start)} "
                                f"is beyond the duration {end}")
         return self
 
@@ -183,12 +182,12 @@ class Scenario(_Config):
         needed = tiles_needed(self.network.architecture, geometry)
         tiles = needed if chip.tiles == "auto" else chip.tiles
         if tiles * geometry.devices_per_tile > MAX_DEVICES:
-            raise _field_error("chip.tiles", f"{tiles} tiles of {chip.rows} x {chip.cols} hold "
+            raise field_error("chip.tiles", f"{tiles} tiles of {chip.rows} x {chip.cols} hold "
                                f"{tiles * geometry.devices_per_tile:,} devices, more than the {MAX_DEVICES:,} "
                                "the twin allows")
         if chip.tiles != "auto":
             if chip.tiles < needed:
-                raise _field_error("chip.tiles", f"{self.network.architecture} needs {needed} tiles of "
+                raise field_error("chip.tiles", f"{self.network.architecture} needs {needed} tiles of "
                                    f"{chip.rows} x {chip.cols} ({chip.reference_cells} reference cells), "
                                    f"the chip has {chip.tiles}")
         return self

@@ -19,10 +19,10 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from twin.chip.ledger import maintenance_energy
 from twin.atomic import atomic_write_bytes, atomic_write_text, prepare_output_dir
+from twin.scenario.loader import parse_yaml
 from twin.scenario.schema import Scenario, ScenarioError, load_scenario
 from twin.units import DAY, SECOND
 
@@ -65,9 +65,10 @@ def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | Non
     ``policies: [{name: ..., label: ..., <policy params>, set: [overrides for this entry]}]``."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ScenarioError([(str(path), str(exc))]) from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([(str(path), f"cannot read compare file: {exc}")]) from None
+    raw = parse_yaml(text, str(path))  # the scenario loader's: no aliases, no duplicate keys
     if not isinstance(raw, dict) or "scenario" not in raw or "policies" not in raw:
         raise ScenarioError([(str(path), "expected keys scenario: FILE and policies: [...] (and optionally seeds: N)")])
     unknown = set(raw) - {"scenario", "policies", "seeds", "set"}
