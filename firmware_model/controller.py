@@ -13,7 +13,7 @@ from enum import Enum
 import numpy as np
 
 from firmware_model.decoder import DecodeResult, make_decoder
-from firmware_model.interface import (Command, FirmwareConfig, Halt, Observation, OffchipData, OffchipRead,
+from firmware_model.interface import (Command, FirmwareConfig, Halt, Load, Observation, OffchipData, OffchipRead,
                                       Probe, ProbeReading, Program, ProgramReport, Wait)
 from firmware_model.policies import Policy
 
@@ -60,6 +60,14 @@ class Controller:
     correction_tolerance: float = field(default=0.25, metadata={  # a fraction of the level spacing
         "gt": 0, "le": 0.5, "source": "assumption: a device is corrected beyond it"})
     max_retries: int = field(default=1, metadata={"ge": 0, "source": "assumption"})
+    # Deferral under load (docs/traffic.md): a due campaign waits while more than ``defer_queue``
+    # requests are queued, re-checking every ``defer_recheck``, for at most ``max_defer``.
+    defer_queue: int | None = field(default=None, metadata={
+        "ge": 0, "source": "None = never defer; else defer while more requests than this wait"})
+    max_defer: int = field(default=3_600 * 10**9, metadata={
+        "unit": "duration", "gt": 0, "source": "assumption: a campaign is put off by at most 1 h"})
+    defer_recheck: int = field(default=10**6, metadata={
+        "unit": "duration", "gt": 0, "source": "assumption: the queue is looked at again after 1 ms"})
     state: State = State.IDLE
     trace: list[Transition] = field(default_factory=list)
     faulty: dict[int, set[int]] = field(default_factory=dict)  # tile -> local devices given up on
@@ -72,10 +80,14 @@ class Controller:
     _reading: ProbeReading | None = None  # the probe being acted on (kept while waiting for off-chip data)
     _decoded: DecodeResult | None = None
     _correct_tile: bool = False  # the policy's verdict on the tile being handled
+    deferrals: int = 0  # times a due campaign was put off because requests waited
+    _due_since: int | None = None  # when the campaign being deferred fell due
 
     def __post_init__(self) -> None:
         if not 0 < self.correction_tolerance <= 0.5:
             raise ValueError('"correction_tolerance" must be in (0, 0.5].')
+        if self.defer_queue is not None and self.defer_queue < 0:
+            raise ValueError('"defer_queue" must be >= 0.')
         self._decoder = make_decoder(self.decoder)
 
     # ------------------------------------------------------------------------------------
@@ -87,9 +99,9 @@ class Controller:
         """Number of state transitions after ``index`` (the chip charges each as a controller step)."""
         return len(self.trace) - index
 
-    def step(self, now_ns: int, observation: Observation) -> Command:
+    def step(self, now_ns: int, observation: Observation, load: Load | None = None) -> Command:
         if self.state == State.IDLE:
-            return self._idle(now_ns)
+            return self._idle(now_ns, load)
         if self.state == State.PROBE:
             if not isinstance(observation, ProbeReading):
                 raise RuntimeError("PROBE expects a probe reading")
@@ -104,24 +116,36 @@ class Controller:
             return self._correct(now_ns, self._reading, observation.levels.astype(np.int16))
         raise RuntimeError(f"controller stepped in state {self.state}")
 
-    def _idle(self, now_ns: int) -> Command:
+    def _idle(self, now_ns: int, load: Load | None = None) -> Command:
         start = self.policy.next_campaign(now_ns)
         if start is None:
             return Halt("policy schedules no further campaign")
         if start > now_ns:
             return Wait(start)
+        if self._defer(now_ns, load):
+            self.deferrals += 1
+            return Wait(now_ns + self.defer_recheck, deferred=True)
+        self._due_since = None
         self._queue = list(self.policy.tiles(now_ns, len(self.config.tiles)))
         if not self._queue:
             return Halt("policy started a campaign with no tiles")
         self.campaigns += 1
         return self._next_tile(now_ns)
 
+    def _defer(self, now_ns: int, load: Load | None) -> bool:
+        """Put a due campaign off while too many requests wait, for at most ``max_defer``."""
+        if self.defer_queue is None or load is None or load.queue_length <= self.defer_queue:
+            return False
+        if self._due_since is None:
+            self._due_since = now_ns
+        return now_ns - self._due_since < self.max_defer
+
     def _next_tile(self, now_ns: int) -> Command:
         if not self._queue:
             self._tile = None
             self.policy.campaign_finished(now_ns)
             self._enter(now_ns, State.IDLE)
-            return self._idle(now_ns)
+            return self._idle(now_ns, None)
         self._tile = self._queue.pop(0)
         self._retries = 0
         self._enter(now_ns, State.PROBE)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["TileLayout", "FirmwareConfig", "ProbeReading", "ProgramReport", "OffchipData",
+__all__ = ["TileLayout", "FirmwareConfig", "ProbeReading", "ProgramReport", "OffchipData", "Load",
            "Wait", "Probe", "Program", "OffchipRead", "Halt", "Command", "Observation"]
 
 
@@ -87,6 +87,16 @@ class OffchipData:
     levels: np.ndarray  # int, one per local device (unused devices 0)
 
 
+@dataclass(frozen=True)
+class Load:
+    """The service's state when the controller is stepped: how many inference requests wait
+    (not counting those in service). The only thing the firmware learns about traffic; a chip
+    without traffic reports none (``Controller.step(..., load=None)``)."""
+
+    t_ns: int
+    queue_length: int
+
+
 Observation = ProbeReading | ProgramReport | OffchipData | None
 
 
@@ -94,6 +104,7 @@ Observation = ProbeReading | ProgramReport | OffchipData | None
 @dataclass(frozen=True)
 class Wait:
     until_ns: int
+    deferred: bool = False  # a due campaign put off because requests wait (the controller is still awake)
 
 
 @dataclass(frozen=True)

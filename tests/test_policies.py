@@ -1,5 +1,6 @@
 """Each policy's schedule on the tiny noiseless chip: when it probes, when it pulses."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,7 @@ def test_user_policy_class_from_the_docs_runs(tmp_path, monkeypatch):
 
 def load_scenario_dict(policy: dict):
     from twin.scenario.schema import Scenario
-    return Scenario(name="x").with_overrides([f"policy={policy}"])
+    return Scenario(name="x").with_overrides([f"policy={json.dumps(policy)}"])  # JSON is YAML (null for None)
 
 
 @pytest.mark.parametrize("section,field,message", [

@@ -119,7 +119,7 @@ def test_defaults_match_documented_values():
     assert d["schema_version"] == 1 and d["seed"] == 0 and d["duration"] == "1 y" and d["description"] == ""
     assert d["chip"] | {"device": None, "pulse_generator": None} == {
         "tiles": "auto", "rows": 256, "cols": 256, "levels": 8, "g_max_us": 25.0, "reference_cells": 64,
-        "device": None, "pulse_generator": None}
+        "digital_lanes": 256, "device": None, "pulse_generator": None}
     assert d["chip"]["device"] == {"prog_noise_scale": 1.0, "read_noise_scale": 1.0, "drift_scale": 1.0,
                                    "t0": "20 s", "t_read": "250 ns"}
     assert d["chip"]["pulse_generator"] == {
@@ -127,15 +127,18 @@ def test_defaults_match_documented_values():
         "reset_g_std_us": 0.26348, "verify_tolerance_abs_us": 0.4, "verify_tolerance_rel": 0.045,
         "max_iterations": 100}
     assert d["timing"] == {"read_cycle": "100 ns", "partial_set_pulse": "150 ns", "reset_pulse": "40 ns",
-                           "controller_step": "1 us", "mvm": "130 ns", "offchip_per_byte": "1 ns"}
+                           "controller_step": "1 us", "mvm": "133 ns", "digital_op": "1 ns",
+                           "offchip_per_byte": "1 ns"}
     assert d["energy"] == {"read_per_device": "2 pJ", "partial_set_pulse": "5 pJ", "reset_pulse": "16.82 pJ",
-                           "mvm": "100 pJ", "offchip_per_byte": "160 pJ", "controller_step": "10 pJ",
+                           "mvm": "13.4 nJ", "digital_op": "100 fJ", "offchip_per_byte": "160 pJ",
+                           "controller_step": "10 pJ",
                            "static_power": "1 mW"}
     assert d["network"] == {"architecture": "digits_cnn", "dataset": "digits", "data_path": None,
                             "checkpoint": None, "hwa": False, "epochs": None, "sa_iterations": 1000,
                             "sa_restarts": 39, "seed": None}
     assert d["policy"] == {"name": "periodic", "interval": "1 d", "gdc": True, "decoder": "drift_aware",
-                           "correction_tolerance": 0.25, "max_retries": 1, "order": "index"}
+                           "correction_tolerance": 0.25, "max_retries": 1, "defer_queue": None,
+                           "max_defer": "1 h", "defer_recheck": "1 ms", "order": "index"}
     assert d["checkpoints"] == {"count": 40, "spacing": "log", "start": "1 s"}
     assert d["evaluation"] == {"accuracy_samples": 5, "periphery": False, "test_images": None}
     assert d["simulation"] == {"granularity": "campaign"}

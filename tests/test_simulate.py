@@ -90,7 +90,8 @@ def test_outputs_are_complete_and_protected(scenario, tmp_path):
     assert set(summary["energy_j"]) >= {"total", "initial_programming", "probe_read", "verify_read", "partial_set",
                                         "reset", "offchip", "mvm", "controller", "static"}
     assert all(0 <= a["accuracy"] <= 1 for a in summary["accuracy"])
-    assert summary["events"] > 0 and 0 < summary["availability"] < 1
+    assert summary["events"] > 0 and 0 < summary["availability"]["time"] < 1
+    assert summary["availability"]["requests"] is None and "traffic" not in summary  # no traffic section
     reloaded = load_scenario(out / "scenario.resolved.yaml")
     assert reloaded.sha256() == scenario.sha256() == summary["scenario"]["sha256"]
     with pytest.raises(FileExistsError):

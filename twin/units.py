@@ -16,9 +16,9 @@ from typing import Literal
 
 __all__ = [
     "NS", "US", "MS", "SECOND", "MINUTE", "HOUR", "DAY", "WEEK", "MONTH", "YEAR",
-    "Kind", "UNITS", "UNITS_NS", "ENERGY_UNITS", "POWER_UNITS",
-    "parse_quantity", "format_quantity", "parse_duration", "parse_energy", "parse_power",
-    "duration_label", "format_energy", "format_power", "format_duration",
+    "Kind", "UNITS", "UNITS_NS", "ENERGY_UNITS", "POWER_UNITS", "RATE_UNITS",
+    "parse_quantity", "format_quantity", "parse_duration", "parse_energy", "parse_power", "parse_rate",
+    "duration_label", "format_energy", "format_power", "format_rate", "format_duration",
 ]
 
 NS = 1
@@ -33,7 +33,7 @@ YEAR = 36525 * DAY // 100  # 365.25 d, exactly 31,557,600 s
 MONTH = YEAR // 12  # 1/12 y, exactly 2,629,800 s
 assert YEAR % 12 == 0 and 36525 * DAY % 100 == 0  # both are whole nanoseconds
 
-Kind = Literal["duration", "energy", "power"]
+Kind = Literal["duration", "energy", "power", "rate"]
 
 UNITS_NS: dict[str, int] = {
     "ns": NS, "us": US, "µs": US, "ms": MS,
@@ -56,13 +56,21 @@ POWER_UNITS: dict[str, Decimal] = {
 }
 """Power unit -> watts."""
 
+RATE_UNITS: dict[str, Decimal] = {
+    "/s": Decimal(1), "Hz": Decimal(1), "kHz": Decimal(1000), "MHz": Decimal(10**6),
+    "/ms": Decimal(1000), "/us": Decimal(10**6), "/min": Decimal(1) / 60, "/h": Decimal(1) / 3600,
+    "/d": Decimal(1) / 86400,
+}
+"""Rate unit (events per ...) -> events per second."""
+
 UNITS: dict[str, dict[str, Decimal]] = {
     "duration": {unit: Decimal(ns) for unit, ns in UNITS_NS.items()},
     "energy": ENERGY_UNITS,
     "power": POWER_UNITS,
+    "rate": RATE_UNITS,
 }
-_EXAMPLE = {"duration": "250 ns", "energy": "2 pJ", "power": "1 mW"}
-_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-zµμ]+)\s*$")
+_EXAMPLE = {"duration": "250 ns", "energy": "2 pJ", "power": "1 mW", "rate": "1000 /s"}
+_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(/?[A-Za-zµμ]+)\s*$")
 
 
 def parse_quantity(text: str | int, kind: Kind) -> int | float:
@@ -113,6 +121,11 @@ def parse_energy(text: str) -> float:
     return float(parse_quantity(text, "energy"))
 
 
+def parse_rate(text: str) -> float:
+    """``"20 kHz"`` or ``"20000 /s"`` -> 20000.0 (events per second)."""
+    return float(parse_quantity(text, "rate"))
+
+
 def parse_power(text: str) -> float:
     """``"1 mW"`` -> 0.001 (watts). Units: W, mW, uW, µW, nW."""
     return float(parse_quantity(text, "power"))
@@ -124,6 +137,7 @@ _PREFIXES: dict[str, list[tuple[str, Decimal]]] = {
     "energy": [("J", Decimal(1)), ("mJ", Decimal("1e-3")), ("uJ", Decimal("1e-6")),
                ("nJ", Decimal("1e-9")), ("pJ", Decimal("1e-12")), ("fJ", Decimal("1e-15"))],
     "power": [("W", Decimal(1)), ("mW", Decimal("1e-3")), ("uW", Decimal("1e-6")), ("nW", Decimal("1e-9"))],
+    "rate": [("/s", Decimal(1))],
 }
 _LABEL_ORDER = [("y", YEAR), ("mo", MONTH), ("d", DAY), ("h", HOUR), ("min", MINUTE),
                 ("s", SECOND), ("ms", MS), ("us", US), ("ns", NS)]
@@ -182,3 +196,7 @@ def format_energy(joules: float) -> str:
 
 def format_power(watts: float) -> str:
     return format_quantity(watts, "power")
+
+
+def format_rate(per_second: float) -> str:
+    return format_quantity(per_second, "rate")

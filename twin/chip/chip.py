@@ -25,7 +25,7 @@ from twin.chip.ledger import CostModel
 from twin.chip.offchip import OffchipMemory
 from twin.chip.probe import IdentityProbe
 from twin.chip.pulse_generator import Granularity, PulseGenerator
-from twin.chip.tile import CrossbarTile
+from twin.chip.tile import CrossbarTile, Service
 from twin.device.pcm import DeviceArray
 from twin.device.program_verify import PulseParameters
 
@@ -73,7 +73,7 @@ class Chip:
     def __init__(self, env: CountingEnvironment, layout: ChipLayout, devices: DeviceArray, controller: Controller,
                  costs: CostModel, pulse_params: PulseParameters, seed: int, offchip: OffchipMemory,
                  duration_ns: int, checkpoint_times_ns: Sequence[int], gdc: bool, granularity: Granularity,
-                 bus: EventBus | None = None) -> None:
+                 bus: EventBus | None = None, traffic: Service | None = None) -> None:
         self.env = env
         self.layout = layout
         self.devices = devices
@@ -86,6 +86,7 @@ class Chip:
         self.gdc = gdc
         self.granularity = granularity
         self.bus = EventBus() if bus is None else bus
+        self.traffic = traffic  # inference traffic (twin.traffic.engine), if the scenario has any
         self.offchip = offchip  # the host's copy of the levels: the chip reads it, holds none itself
         self.campaigns = 0  # campaigns that probed a tile
         self.deployed_at_ns = 0
@@ -94,7 +95,7 @@ class Chip:
 
     def _build_blocks(self, env: CountingEnvironment, generators: dict[str, torch.Generator]) -> None:
         lay = self.layout
-        self.tiles = [CrossbarTile(env, t, lay.rows, lay.cols, self.bus) for t in range(lay.tiles)]
+        self.tiles = [CrossbarTile(env, t, lay.rows, lay.cols, self.bus, self.traffic) for t in range(lay.tiles)]
         self.probe = IdentityProbe(env, self.devices, self.costs, generators["probe"], self.bus)
         self.pulse_generator = PulseGenerator(env, self.devices, self.costs, self.pulse_params,
                                               generators["programming"], self.bus, self.granularity)
@@ -108,6 +109,10 @@ class Chip:
         self.finish()
 
     def start(self) -> None:
+        if self.traffic is not None:
+            self.traffic.start()
+            self.traffic.controller_sleeps(0)  # the deployment itself is the first maintenance
+            self.traffic.controller_wakes()
         programming = self.env.process(self._initial_programming())
         self.env.process(self._controller(programming))
         self.env.process(self._checkpoints())
@@ -117,7 +122,12 @@ class Chip:
         stops before events at that instant) is taken on the final state; static power."""
         for t_ns in self.checkpoint_times_ns[self.checkpoints_done:]:
             self._checkpoint(t_ns)
-        cost = self.costs.static(self.duration_ns)
+        on_ns = self.duration_ns
+        if self.traffic is not None:
+            on_ns = self.traffic.on_time_ns()  # no static power while the chip is off
+            energy, counts = self.traffic.finish()
+            self.bus.emit(Charge(self.duration_ns, self.traffic.scope, energy, counts))
+        cost = self.costs.static(on_ns)
         self.bus.emit(Charge(self.duration_ns, "chip", cost.energy, cost.counts))
 
     # --- snapshots: the chip's whole state at a campaign boundary ----------------------
@@ -128,6 +138,8 @@ class Chip:
         """
         if self.controller.state.value != "IDLE" or self.deployed_at_ns == 0:
             raise RuntimeError("a snapshot is only possible between correction campaigns")
+        if self.traffic is not None:
+            raise RuntimeError("snapshots of runs with inference traffic are not supported yet (requests in flight)")
         if any(tile.port.count for tile in self.tiles):
             raise RuntimeError("a snapshot is only possible while no tile is busy")
         d = self.devices
@@ -169,9 +181,16 @@ class Chip:
             yield programming
         scope = "chip.controller"
         observation = None
+        traffic = self.traffic
         while True:
+            if traffic is not None:
+                yield from traffic.wait_for_power()  # nothing is corrected while the chip is off
+                traffic.controller_wakes()
             mark = len(self.controller.trace)
-            command = self.controller.step(self.env.now, observation)
+            if traffic is None:
+                command = self.controller.step(self.env.now, observation)
+            else:  # the queue length is the only thing the firmware learns about traffic
+                command = self.controller.step(self.env.now, observation, traffic.load())
             transitions = self.controller.trace[mark:]
             for transition in transitions:
                 self.bus.emit(StateChange(self.env.now, scope, transition.state.value, transition.tile,
@@ -186,8 +205,12 @@ class Chip:
                 yield self.env.timeout(len(transitions) * self.costs.timing.controller_step)
             observation = None
             if isinstance(command, Halt):
+                if traffic is not None:
+                    traffic.controller_sleeps(None)
                 return  # the policy schedules nothing more
             if isinstance(command, Wait):
+                if traffic is not None and not command.deferred:
+                    traffic.controller_sleeps(command.until_ns)
                 yield self.env.timeout(max(0, command.until_ns - self.env.now))
                 continue
             campaign = self.controller.campaigns

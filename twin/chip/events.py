@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Event", "Charge", "StateChange", "Command", "Busy", "ProgramRound", "Programmed", "Decision", "Checkpoint",
-           "Observer", "EventBus"]
+           "Power", "Observer", "EventBus"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,13 @@ class Decision(Event):
     tile: int
     decision: Any  # firmware_model.controller.TileDecision
     local: np.ndarray  # the tile's weight and reference devices (local indices)
+
+
+@dataclass(frozen=True)
+class Power(Event):
+    """The chip powered off (``on`` False) or back on (the power schedule, docs/traffic.md)."""
+
+    on: bool
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,19 @@ from twin.chip.events import Charge
 from twin.chip.parameters import EnergyCosts, PulseChannels, TimingCosts
 from twin.params import param
 
-__all__ = ["ENERGY_COMPONENTS", "MAINTENANCE_COMPONENTS", "COUNTERS", "Cost", "CostModel", "Ledger"]
+__all__ = ["ENERGY_COMPONENTS", "MAINTENANCE_COMPONENTS", "INFERENCE_COMPONENTS", "COUNTERS", "Cost", "CostModel", "Ledger"]
 
 ENERGY_COMPONENTS = ("initial_programming", "probe_read", "verify_read", "partial_set", "reset",
-                     "offchip", "mvm", "controller", "static")
+                     "offchip", "mvm", "digital", "controller", "static")
 MAINTENANCE_COMPONENTS = ("probe_read", "verify_read", "partial_set", "reset", "offchip", "controller")
 """Maintenance energy, the one definition (run summary, compare, optimize): everything spent keeping
 the weights, i.e. probe and verify reads, pulses, off-chip transfers and controller steps (GDC
-reference reads included); not the initial programming, inference (mvm) or static power."""
+reference reads included); not the initial programming, inference (mvm, digital) or static power."""
+INFERENCE_COMPONENTS = ("mvm", "digital")
+"""Inference energy: the crossbar MVMs and the digital work around them (twin.traffic.service)."""
 COUNTERS = ("probe_row_reads", "probe_devices", "verify_row_reads", "verify_devices", "partial_set", "reset",
-            "initial_partial_set", "initial_reset", "offchip_bytes", "controller_steps", "mvm")
+            "initial_partial_set", "initial_reset", "offchip_bytes", "controller_steps", "mvm",
+            "inferences")
 
 
 @dataclass(frozen=True)

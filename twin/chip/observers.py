@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from twin.chip.events import Busy, Charge, Checkpoint, Command, Decision, Event, EventBus, Programmed
+from twin.chip.events import Busy, Charge, Checkpoint, Command, Decision, Event, EventBus, Power, Programmed
 from twin.chip.ledger import Ledger
-from twin.chip.tile import union_length
 from twin.toolchain.readout import Deployment, PeripheryConfig, accuracy_of, read_used, readback_weights
 
 __all__ = ["CampaignRow", "CampaignTable", "ScoringObserver", "CheckpointRow", "AccuracyObserver",
-           "WearObserver", "AvailabilityObserver", "TRACE_MAX_ROWS", "EventTrace", "Observers"]
+           "WearObserver", "AvailabilityObserver", "merge_intervals", "intersect_intervals", "TRACE_MAX_ROWS", "EventTrace", "Observers"]
 
 
 @dataclass
@@ -36,6 +35,7 @@ class CampaignRow:
     partial_set: int = 0
     reset: int = 0
     energy: dict[str, float] = field(default_factory=dict)
+    unavailable_ns: int = 0  # the tile held from inference traffic (probe and program-and-verify)
     devices_corrected: int = 0
     corrected: bool = False
     drift_metric: float = 0.0
@@ -52,6 +52,11 @@ class CampaignTable:
         bus.attach(self._command, Command)
         bus.attach(self._charge, Charge)
         bus.attach(self._decision, Decision)
+        bus.attach(self._busy, Busy)
+
+    def _busy(self, event: Busy) -> None:
+        if event.campaign is not None:
+            self._row(event.campaign, event.tile).unavailable_ns += event.end_ns - event.t_ns
 
     def _row(self, campaign: int, tile: int) -> CampaignRow:
         key = (campaign, tile)
@@ -224,35 +229,83 @@ class WearObserver:
 
 
 class AvailabilityObserver:
-    """Busy intervals of every tile, for availability: the fraction of time the network can serve
-    (one copy here: every tile of it must be free)."""
+    """Busy intervals of every tile and the chip's power-off intervals, for time availability:
+    the share of time a complete replica of the network can serve (every tile of at least one
+    replica free, and the chip on). ``replica_of[t]`` is tile t's replica (spare tiles: none)."""
 
-    def __init__(self) -> None:
-        self.busy: list[tuple[int, int]] = []
+    def __init__(self, replica_of: list[int] | None = None, replicas: int = 1) -> None:
+        self.replica_of = replica_of
+        self.replicas = replicas
+        self.busy: list[tuple[int, int, int]] = []  # (start, end, tile)
+        self.off: list[tuple[int, int]] = []
+        self._off_since: int | None = None
 
     def attach(self, bus: EventBus) -> None:
         bus.attach(self._busy, Busy)
+        bus.attach(self._power, Power)
 
     def _busy(self, event: Busy) -> None:
-        self.busy.append((event.t_ns, event.end_ns))
+        self.busy.append((event.t_ns, event.end_ns, event.tile))
+
+    def _power(self, event: Power) -> None:
+        if not event.on:
+            self._off_since = event.t_ns
+        elif self._off_since is not None:
+            self.off.append((self._off_since, event.t_ns))
+            self._off_since = None
+
+    def unavailable(self, duration_ns: int) -> list[tuple[int, int]]:
+        """Disjoint [start, end) intervals when no complete replica can serve."""
+        per_replica: list[list[tuple[int, int]]] = [[] for _ in range(self.replicas)]
+        for start, end, tile in self.busy:
+            replica = 0 if self.replica_of is None else (self.replica_of[tile] if tile < len(self.replica_of) else None)
+            if replica is not None:
+                per_replica[replica].append((start, end))
+        down = merge_intervals(per_replica[0])
+        for intervals in per_replica[1:]:
+            down = intersect_intervals(down, merge_intervals(intervals))
+        off = list(self.off) + ([(self._off_since, duration_ns)] if self._off_since is not None else [])
+        return [(max(a, 0), min(b, duration_ns)) for a, b in merge_intervals(down + off) if a < duration_ns]
 
     def availability(self, duration_ns: int) -> float:
-        return 1.0 - union_length(self.busy, 0, duration_ns) / duration_ns
+        return 1.0 - sum(b - a for a, b in self.unavailable(duration_ns)) / duration_ns
 
-    def longest_unavailability_ns(self) -> int:
-        merged: list[list[int]] = []
-        for a, b in sorted(self.busy):
-            if merged and a <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], b)
-            else:
-                merged.append([a, b])
-        return max((b - a for a, b in merged), default=0)
+    def longest_unavailability_ns(self, duration_ns: int | None = None) -> int:
+        end = max((b for _, b, _ in self.busy), default=0) if duration_ns is None else duration_ns
+        return max((b - a for a, b in self.unavailable(max(end, 1))), default=0)
 
     def state(self) -> dict:
-        return {"busy": list(self.busy)}
+        return {"busy": list(self.busy), "off": list(self.off), "off_since": self._off_since}
 
     def load_state(self, state: dict) -> None:
-        self.busy = list(state["busy"])
+        self.busy, self.off, self._off_since = list(state["busy"]), list(state["off"]), state["off_since"]
+
+
+def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, disjoint union of [a, b) intervals."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(intervals):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def intersect_intervals(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Intersection of two sorted, disjoint interval lists."""
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo < hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
 
 
 TRACE_MAX_ROWS = 1_000_000

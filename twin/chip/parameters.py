@@ -18,11 +18,14 @@ __all__ = ["ChipSpec", "PulseChannels", "TimingCosts", "EnergyCosts"]
 
 @dataclass(frozen=True)
 class ChipSpec:
-    """How many tiles, how many levels per device, and the conductance of the top level."""
+    """How many tiles, how many levels per device, the conductance of the top level, and the width
+    of the digital unit that accumulates partial sums and applies biases, activations and pooling."""
 
     tiles: int | Literal["auto"] = param("auto", source="auto: as many as the network needs")
     levels: int = param(DEFAULT_LEVELS, ge=1, source="K of arXiv 2310.00337")
     g_max_us: float = param(G_MAX_US, gt=0, source="aihwkit pcm_inference (Nandakumar 2019, Joshi 2020)")
+    digital_lanes: int = param(256, ge=1, source="assumption: one element operation per tile column per cycle "
+                                                 "(docs/service-model.md)")
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -51,7 +54,12 @@ class TimingCosts:
                                    source="SET pulse, Lee et al. ISCA 2009")
     reset_pulse: int = param(parse_duration("40 ns"), unit="duration", gt=0, source="Lee et al. ISCA 2009")
     controller_step: int = param(parse_duration("1 us"), unit="duration", gt=0, source="assumption")
-    mvm: int = param(parse_duration("130 ns"), unit="duration", gt=0, source="assumption (unused until traffic)")
+    mvm: int = param(parse_duration("133 ns"), unit="duration", gt=0,
+                     source="Le Gallo et al., Nature Electronics 2023: 131,072 ops / (63.1 TOPS / 64 cores) "
+                            "= 133 ns per 256x256 MVM (docs/service-model.md)")
+    digital_op: int = param(parse_duration("1 ns"), unit="duration", gt=0,
+                            source="assumption: one cycle of the digital unit at 1 GHz, as HERMES "
+                                   "(Khaddam-Aljameh et al., JSSC 2022; docs/service-model.md)")
     offchip_per_byte: int = param(parse_duration("1 ns"), unit="duration", ge=0, source="assumption")
 
     def __post_init__(self) -> None:
@@ -66,7 +74,12 @@ class EnergyCosts:
     partial_set_pulse: float = param(parse_energy("5 pJ"), unit="energy", ge=0, source="assumption: not published")
     reset_pulse: float = param(parse_energy("16.82 pJ"), unit="energy", ge=0,
                                source="write energy per bit attributed to Lee et al. ISCA 2009")
-    mvm: float = param(parse_energy("100 pJ"), unit="energy", ge=0, source="assumption (unused until traffic)")
+    mvm: float = param(parse_energy("13.4 nJ"), unit="energy", ge=0,
+                       source="Le Gallo et al., Nature Electronics 2023: 131,072 ops / 9.76 TOPS/W "
+                              "= 13.4 nJ per 256x256 MVM (docs/service-model.md)")
+    digital_op: float = param(parse_energy("0.1 pJ"), unit="energy", ge=0,
+                              source="assumption: one element operation (add, compare, ReLU) ~ a 32-bit integer "
+                                     "add, ~0.1 pJ at 45 nm (Horowitz, ISSCC 2014; docs/service-model.md)")
     offchip_per_byte: float = param(parse_energy("160 pJ"), unit="energy", ge=0, source="assumption (~20 pJ/bit DRAM)")
     controller_step: float = param(parse_energy("10 pJ"), unit="energy", ge=0, source="assumption")
     static_power: float = param(parse_power("1 mW"), unit="power", ge=0, source="assumption")

@@ -43,11 +43,13 @@ class IdentityProbe:
         """
         with tile.port.request() as request:
             yield request
+            claim = yield from tile.claim()
             start = self.env.now
             cost = self.costs.probe(2 * tile.rows, 2 * tile.rows * tile.cols)
             self.bus.emit(Charge(start, self.scope, cost.energy, cost.counts, campaign, tile.index))
             yield self.env.timeout(cost.duration_ns)
             tile.mark_busy(start, self.env.now, "probe", campaign)
+            tile.release(claim)
         g = np.zeros(tile.devices_per_tile, dtype=np.float64)
         local = torch.arange(tile.devices_per_tile) if programmed is None else programmed
         g[local.numpy()] = self.devices.read(self.env.now, self.generator, index=tile.global_index(local)).numpy()

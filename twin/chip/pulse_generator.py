@@ -53,6 +53,7 @@ class PulseGenerator:
         g_target = self.devices.level_conductance(torch.from_numpy(levels))
         with tile.port.request() as request:
             yield request
+            claim = yield from tile.claim()
             start = self.env.now
             session = ProgramVerifySession(self.devices, index, g_target, self.params, self.generator,
                                            tile.rows, tile.cols, self.env.now, from_reset=initial)
@@ -61,6 +62,7 @@ class PulseGenerator:
                 yield from self._round(tile, outcome, initial, campaign)
             result = session.finish(self.env.now)
             tile.mark_busy(start, self.env.now, "program", campaign)
+            tile.release(claim)
         pulses = result.pulses_per_device.numpy()
         self.bus.emit(Programmed(self.env.now, self.scope, tile.index, index.numpy(), levels, pulses, initial,
                                  campaign))

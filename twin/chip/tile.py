@@ -7,14 +7,25 @@ availability observer turns them into availability figures).
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import simpy
 import torch
 
 from twin.chip.events import Busy, EventBus
 
-__all__ = ["CrossbarTile", "union_length"]
+__all__ = ["CrossbarTile", "Service", "union_length"]
+
+
+class Service(Protocol):
+    """Whoever serves inference on the tiles (``twin.traffic.engine.TrafficEngine``): maintenance
+    takes a tile from it and gives it back."""
+
+    def claim(self, tile: int) -> Generator[simpy.Event, None, Any]: ...
+
+    def release(self, claim: Any) -> None: ...
 
 
 @dataclass
@@ -24,6 +35,7 @@ class CrossbarTile:
     rows: int
     cols: int
     bus: EventBus = field(default_factory=EventBus)
+    service: Service | None = None  # inference traffic on this tile, if the scenario has any
     port: simpy.Resource = field(init=False)
 
     def __post_init__(self) -> None:
@@ -44,6 +56,17 @@ class CrossbarTile:
     def global_index(self, local: torch.Tensor) -> torch.Tensor:
         """Chip-wide device numbers of this tile's local devices."""
         return local.to(torch.int64) + self.first_device
+
+    def claim(self) -> Generator[simpy.Event, None, Any]:
+        """Take the tile from inference traffic for maintenance (preempting or waiting, as the
+        scenario says); returns what :meth:`release` gives back. Without traffic: at once."""
+        if self.service is None:
+            return None
+        return (yield from self.service.claim(self.index))
+
+    def release(self, claim: Any) -> None:
+        if self.service is not None:
+            self.service.release(claim)
 
     def mark_busy(self, start_ns: int, end_ns: int, activity: str, campaign: int | None = None) -> None:
         if end_ns > start_ns:

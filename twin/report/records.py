@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.chip.ledger import ENERGY_COMPONENTS, maintenance_energy
+from twin.report.traffic import service_rows, traffic_summary
 from twin.units import SECOND
 
 __all__ = ["Result", "SCHEMA_VERSION", "collect", "campaign_rows", "versions"]
@@ -29,6 +30,7 @@ class Result:
     campaigns: list[dict]
     device_pulses: list[dict]
     trace: list[dict] | None = None
+    service: list[dict] | None = None  # service.csv: per layer and tile, per inference (traffic only)
 
     def frames(self) -> dict:
         """The record tables as pandas DataFrames (needs pandas installed)."""
@@ -60,12 +62,15 @@ def _timeline(assembly) -> list[dict]:
 def campaign_rows(assembly) -> list[dict]:
     """campaigns.csv: one row per campaign and tile, times in s and exact integer ns."""
     scores = assembly.observers.scoring.scores
+    layout = assembly.chip.layout
+    replica_tiles = layout.mapped_tiles // (assembly.chip.traffic.workload.replicas if assembly.chip.traffic else 1)
     rows = []
     for r in assembly.observers.campaigns.ordered():
         score = scores.get((r.campaign, r.tile), {"misread": 0, "displaced": 0})
         row = {"campaign": r.campaign, "tile": r.tile, "start_s": r.start_ns / SECOND, "end_s": r.end_ns / SECOND,
                "start_ns": r.start_ns, "end_ns": r.end_ns, "reads": r.reads, "partial_set": r.partial_set,
-               "reset": r.reset, "corrected": r.corrected, "devices_corrected": r.devices_corrected,
+               "reset": r.reset, "unavailable_s": r.unavailable_ns / SECOND, "unavailable_ns": r.unavailable_ns,
+               "replica": r.tile // replica_tiles, "corrected": r.corrected, "devices_corrected": r.devices_corrected,
                "misread": score["misread"], "displaced": score["displaced"], "drift_metric": r.drift_metric}
         row.update({f"energy_{c}_j": r.energy.get(c, 0.0) for c in ENERGY_COMPONENTS if c != "static"})
         rows.append(row)
@@ -116,8 +121,9 @@ def collect(assembly, wall_s: float) -> Result:
         "misreads": obs.scoring.misreads(),
         "displaced_devices": obs.scoring.displaced_now(),
         "faulty_devices": int(sum(len(v) for v in chip.controller.faulty.values())),
-        "availability": obs.availability.availability(chip.duration_ns),
-        "longest_unavailability_s": obs.availability.longest_unavailability_ns() / SECOND,
+        "availability": {"time": obs.availability.availability(chip.duration_ns),
+                         "requests": None if chip.traffic is None else chip.traffic.figures["availability_requests"]},
+        "longest_unavailability_s": obs.availability.longest_unavailability_ns(chip.duration_ns) / SECOND,
         "chip": {"tiles": layout.tiles, "mapped_tiles": layout.mapped_tiles, "rows": layout.rows,
                  "cols": layout.cols, "devices": layout.tiles * layout.devices_per_tile,
                  "used_devices": int(sum(u.numel() for u in layout.used))},
@@ -125,8 +131,12 @@ def collect(assembly, wall_s: float) -> Result:
         "versions": versions(),
         "wall_s": round(wall_s, 3),
     }
+    service = None
+    if chip.traffic is not None:
+        summary["traffic"] = traffic_summary(chip, energy_j)
+        service = service_rows(chip)
     trace = None
     if obs.trace is not None:
         trace = obs.trace.rows
         summary["trace"] = {"rows": len(trace), "dropped": obs.trace.dropped}  # dropped > 0: trace.csv is cut
-    return Result(summary, timeline, campaign_rows(assembly), _device_pulses(assembly), trace)
+    return Result(summary, timeline, campaign_rows(assembly), _device_pulses(assembly), trace, service)

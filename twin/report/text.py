@@ -18,7 +18,30 @@ def summary_table(summary: dict) -> str:
         f"{summary['displaced_devices']:,} held off their original level at the end",
         f"energy        total {energy['total']:.4g} J  (maintenance {summary['energy_maintenance_j']:.4g} J, "
         f"initial programming {energy['initial_programming']:.4g} J, static {energy['static']:.4g} J)",
-        f"availability  {100 * summary['availability']:.6f}%  (longest outage {summary['longest_unavailability_s']:.3g} s)",
-        f"simulation    {summary['events']:,} events in {summary['wall_s']:.1f} s",
+        f"availability  time {100 * summary['availability']['time']:.6f}%  "
+        f"(longest outage {summary['longest_unavailability_s']:.3g} s)",
     ]
+    traffic = summary.get("traffic")
+    if traffic is not None:
+        lines += _traffic_lines(summary, traffic)
+    lines.append(f"simulation    {summary['events']:,} events in {summary['wall_s']:.1f} s")
     return "\n".join(lines)
+
+
+def _traffic_lines(summary: dict, traffic: dict) -> list[str]:
+    lat, req, e = traffic["latency_s"], traffic["requests"], traffic["energy_per_inference_j"]
+    tops = traffic["tops_per_w"]
+    estimated = " (estimated from windows; max is a lower bound)" if lat["estimated"] else ""
+    return [
+        f"requests      {req['arrived']:,.0f} arrived, {req['served']:,.0f} served, {req['dropped']:,.0f} dropped, "
+        f"{req['preempted']:,.0f} preempted; by requests {100 * summary['availability']['requests']:.6f}% "
+        "served without waiting on maintenance",
+        f"latency       mean {1e6 * lat['mean']:.3g} us  p50 {1e6 * lat['p50']:.3g}  p95 {1e6 * lat['p95']:.3g}  "
+        f"p99 {1e6 * lat['p99']:.3g}  max {1e6 * lat['max']:.4g} us{estimated}",
+        f"throughput    {traffic['throughput_rps']:,.1f} requests/s, offered load "
+        f"{traffic['service']['offered_load'] or float('nan'):.3g} of capacity {traffic['service']['capacity_rps']:,.0f}/s",
+        f"per inference {1e9 * e['inference']:.4g} nJ (MVM {1e9 * e['mvm']:.4g}, digital {1e9 * e['digital']:.3g}); "
+        f"maintenance {1e9 * e['maintenance']:.3g} nJ, static {1e9 * e['static']:.4g} nJ",
+        f"TOPS/W        {tops['inference']:.3g} inference only, {tops['with_maintenance']:.3g} with maintenance, "
+        f"{tops['with_maintenance_and_static']:.3g} with static power too",
+    ]

@@ -16,7 +16,7 @@ from twin.report.records import Result
 __all__ = ["OUTPUT_FILES", "csv_text", "write_outputs"]
 
 OUTPUT_FILES = ["summary.json", "scenario.resolved.yaml", "timeline.csv", "campaigns.csv", "device_pulses.csv",
-                "trace.csv"]
+                "trace.csv", "service.csv"]
 
 
 def csv_text(rows: list[dict]) -> str:
@@ -39,5 +39,7 @@ def write_outputs(result: Result, scenario, out_dir: Path, force: bool = False) 
         atomic_write_text(out_dir / "device_pulses.csv", csv_text(result.device_pulses))
     if result.trace is not None:
         atomic_write_text(out_dir / "trace.csv", csv_text(result.trace))
+    if result.service is not None:
+        atomic_write_text(out_dir / "service.csv", csv_text(result.service))
     atomic_write_text(out_dir / "summary.json", json.dumps(result.summary, indent=2, sort_keys=True) + "\n")
     return out_dir

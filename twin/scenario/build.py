@@ -23,7 +23,7 @@ from firmware_model.interface import FirmwareConfig, TileLayout
 from firmware_model.policies import Policy, make_policy
 from twin.chip.chip import Chip, ChipLayout, CountingEnvironment, stream
 from twin.chip.pulse_generator import Granularity
-from twin.chip.events import Busy, Command, ProgramRound, StateChange
+from twin.chip.events import Busy, Command, EventBus, Power, ProgramRound, StateChange
 from twin.chip.ledger import CostModel, Ledger
 from twin.chip.offchip import OffchipMemory
 from twin.chip.observers import (AccuracyObserver, AvailabilityObserver, CampaignTable, EventTrace, Observers,
@@ -39,6 +39,11 @@ from twin.toolchain.networks import crossbar_layers
 from twin.toolchain.prepare import prepare_network
 from twin.toolchain.readout import Deployment, PeripheryConfig
 from twin.toolchain.specs import NetworkSpec, TileGeometry
+from twin.toolchain.networks import NETWORKS
+from twin.traffic.parameters import PowerSchedule, Windowing, Workload
+from twin.traffic.service import ServiceModel, service_model
+from twin.traffic.setup import TrafficSetup
+from twin.traffic.shapes import layer_shapes
 
 __all__ = ["Assembly", "ScenarioBuildError", "build", "assemble", "network_spec", "cost_model", "firmware_config",
            "make_firmware_policy"]
@@ -61,6 +66,11 @@ class Assembly:
 
     def run(self) -> None:
         self.chip.run()
+
+    @property
+    def traffic(self):
+        """The traffic engine (None without traffic); its ``figures`` after the run."""
+        return self.chip.traffic
 
     def snapshot(self) -> bytes:
         """The whole run at a campaign boundary: chip (devices, generators, controller) and observers."""
@@ -99,8 +109,9 @@ def cost_model(scenario: Scenario) -> CostModel:
     return CostModel(runtime(TimingCosts, scenario.timing), runtime(EnergyCosts, scenario.energy), channels)
 
 
-def firmware_config(deployment: Deployment) -> FirmwareConfig:
-    """The firmware's stored configuration: layout and reference levels, no weight values."""
+def firmware_config(deployment: Deployment, replicas: int = 1) -> FirmwareConfig:
+    """The firmware's stored configuration: layout and reference levels, no weight values
+    (``replicas`` copies of the network on consecutive tiles, replica by replica)."""
     mapping = deployment.mapping
     g = mapping.geometry
     cells = g.rows * g.cols
@@ -109,8 +120,9 @@ def firmware_config(deployment: Deployment) -> FirmwareConfig:
         flat = layer.device_pos.ravel()
         weight_cells[flat // g.devices_per_tile, flat % g.devices_per_tile] = True
     ref_cells = mapping.reference_pos[0] % g.devices_per_tile
-    tiles = tuple(TileLayout(t, g.rows, g.cols, weight_cells[t].reshape(g.rows, g.cols), ref_cells.copy(),
-                             mapping.reference_level.copy()) for t in range(mapping.n_tiles))
+    n = mapping.n_tiles
+    tiles = tuple(TileLayout(r * n + t, g.rows, g.cols, weight_cells[t].reshape(g.rows, g.cols), ref_cells.copy(),
+                             mapping.reference_level.copy()) for r in range(replicas) for t in range(n))
     return FirmwareConfig(mapping.levels, deployment.devices.g_max_us, tiles)
 
 
@@ -126,6 +138,21 @@ def make_firmware_policy(scenario: Scenario, tile_order: list[int] | None) -> Po
     if "tile_order" in {f for f in firmware_cls.__dataclass_fields__}:
         params["tile_order"] = tile_order
     return make_policy(policy.name, **params)
+
+
+def service(scenario: Scenario, model: nn.Module) -> ServiceModel:
+    """Time and energy of one request on the chip, from the network's layers and the per-op costs."""
+    timing, energy, chip = scenario.timing, scenario.energy, scenario.chip
+    side = NETWORKS[scenario.network.architecture][1]
+    return service_model(layer_shapes(model, (1, side, side)), runtime(TileGeometry, chip), timing.mvm, energy.mvm,
+                         timing.digital_op, energy.digital_op, chip.digital_lanes, scenario.traffic.batch,
+                         scenario.traffic.energy_scaling)
+
+
+def traffic_setup(scenario: Scenario, model: nn.Module) -> TrafficSetup:
+    traffic = scenario.traffic
+    return TrafficSetup(service(scenario, model), runtime(Workload, traffic), runtime(PowerSchedule, traffic.power),
+                        runtime(Windowing, traffic.windows), traffic.windowed(scenario.duration), traffic.trace_ns())
 
 
 def sensitivity_order(deployment: Deployment, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -169,9 +196,11 @@ def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> 
         raise ScenarioBuildError(f"chip.tiles: the network needs {mapping.n_tiles} tiles of {geometry.rows} x "
                                  f"{geometry.cols}, the chip has {n_tiles}")
     order = None
-    if scenario.policy.order == "sensitivity":
+    replicas = scenario.replicas
+    if scenario.policy.order == "sensitivity":  # replica by replica: one copy is corrected at a time
         order = sensitivity_order(deployment, network.model, network.x_test, network.y_test, network_seed)
-    controller = Controller(firmware_config(deployment), make_firmware_policy(scenario, order),
+        order = [r * mapping.n_tiles + t for r in range(replicas) for t in order]
+    controller = Controller(firmware_config(deployment, replicas), make_firmware_policy(scenario, order),
                             **{name: getattr(scenario.policy, name) for name in CONTROLLER_FIELDS})
 
     assembly = assemble(deployment, controller, cost_model(scenario), runtime(PulseParameters, chip_cfg.pulse_generator),
@@ -182,7 +211,8 @@ def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> 
                         periphery=PeripheryConfig(enabled=scenario.evaluation.periphery),
                         trace=scenario.outputs.trace, progress=progress,
                         digital_accuracy=network.digital_accuracy,
-                        model_sha256=network.model_sha256)
+                        model_sha256=network.model_sha256,
+                        traffic=traffic_setup(scenario, network.model) if scenario.traffic is not None else None)
     assembly.scenario = scenario
     # the deployment (original levels) and the trained network (weights) do not outlive the build
     return assembly
@@ -192,30 +222,42 @@ def assemble(deployment: Deployment, controller: Controller, costs: CostModel, p
              duration_ns: int, checkpoint_times_ns: list[int], x_test: torch.Tensor, y_test: torch.Tensor,
              *, gdc: bool, granularity: Granularity, accuracy_samples: int, periphery: PeripheryConfig,
              trace: bool, tiles: int | None = None, progress: Callable[[int], None] | None = None,
-             digital_accuracy: float = float("nan"), model_sha256: str = "") -> Assembly:
+             digital_accuracy: float = float("nan"), model_sha256: str = "",
+             traffic: TrafficSetup | None = None) -> Assembly:
     """The chip for a deployment, its original levels moved off-chip, its observers attached.
-    (The scenario owns the defaults of the settings after ``*``; ``build`` passes them all.)"""
+    (The scenario owns the defaults of the settings after ``*``; ``build`` passes them all.)
+    With traffic, ``traffic.workload.replicas`` copies of the network sit on consecutive tiles;
+    the accuracy observer measures replica 0."""
     mapping, geometry = deployment.mapping, deployment.mapping.geometry
-    n_tiles = mapping.n_tiles if tiles is None else tiles
+    replicas = 1 if traffic is None else traffic.workload.replicas
+    mapped = mapping.n_tiles * replicas
+    n_tiles = mapped if tiles is None else tiles
     n_devices = n_tiles * geometry.devices_per_tile
     devices = DeviceArray.unprogrammed(deployment.devices.levels, deployment.devices.statistics, n_devices)
     original = torch.zeros(n_devices, dtype=torch.int16)
-    original[:mapping.n_devices] = deployment.devices.target_level
+    for r in range(replicas):
+        original[r * mapping.n_devices:(r + 1) * mapping.n_devices] = deployment.devices.target_level
     used = deployment.used_devices()
     dpt = geometry.devices_per_tile
     tile_used = [used[(used >= t * dpt) & (used < (t + 1) * dpt)] - t * dpt for t in range(mapping.n_tiles)]
-    layout = ChipLayout(geometry.rows, geometry.cols, n_tiles, mapping.n_tiles, tile_used, geometry.reference_rows,
+    tile_used = tile_used * replicas
+    layout = ChipLayout(geometry.rows, geometry.cols, n_tiles, mapped, tile_used, geometry.reference_rows,
                         geometry.reference_cells)
     offchip = OffchipMemory(original, dpt, costs)
-    chip = Chip(CountingEnvironment(), layout, devices, controller, costs, pulses, seed, offchip, duration_ns,
-                checkpoint_times_ns, gdc=gdc, granularity=granularity)
+    env = CountingEnvironment()
+    bus = EventBus()
+    engine = None if traffic is None else traffic.engine(env, bus, duration_ns, mapping.n_tiles, seed)
+    chip = Chip(env, layout, devices, controller, costs, pulses, seed, offchip, duration_ns,
+                checkpoint_times_ns, gdc=gdc, granularity=granularity, bus=bus, traffic=engine)
     ledger = Ledger()
     observers = Observers(
         ledger=ledger, campaigns=CampaignTable(),
-        scoring=ScoringObserver(original, dpt, tile_used, np.flatnonzero(mapping.weight_mask())),
+        scoring=ScoringObserver(original, dpt, tile_used, np.concatenate(
+            [np.flatnonzero(mapping.weight_mask()) + r * mapping.n_devices for r in range(replicas)])),
         accuracy=AccuracyObserver(chip, ledger, _readout(deployment, devices), x_test, y_test,
                                   stream(seed, "evaluation"), accuracy_samples, periphery, progress),
-        wear=WearObserver(n_devices), availability=AvailabilityObserver(),
-        trace=EventTrace((StateChange, Command, Busy, ProgramRound)) if trace else None)
+        wear=WearObserver(n_devices),
+        availability=AvailabilityObserver([t // mapping.n_tiles for t in range(mapped)], replicas),
+        trace=EventTrace((StateChange, Command, Busy, ProgramRound, Power)) if trace else None)
     observers.attach(chip.bus)
     return Assembly(None, chip, observers, mapping.n_devices, digital_accuracy, model_sha256)

@@ -17,11 +17,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
-from twin.scenario.quantities import Duration, Energy, Power
+from twin.scenario.quantities import Duration, Energy, Power, Rate
 
 __all__ = ["Section", "Int", "Float", "section", "runtime", "exposed_fields", "field_error"]
 
-_UNIT_TYPES = {"duration": Duration, "energy": Energy, "power": Power}
+_UNIT_TYPES = {"duration": Duration, "energy": Energy, "power": Power, "rate": Rate}
 
 
 def _not_bool(value: Any) -> Any:

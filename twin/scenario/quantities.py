@@ -1,4 +1,4 @@
-"""Pydantic types for quantities with units in scenario files: durations, energies, powers.
+"""Pydantic types for quantities with units in scenario files: durations, energies, powers, rates.
 
 A scenario never holds a bare number where a unit matters: ``"250 ns"``, ``"16.82 pJ"``,
 ``"1 mW"``. These types parse such strings with :func:`twin.units.parse_quantity` into plain
@@ -17,7 +17,7 @@ from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
 
 from twin.units import Kind, format_quantity, parse_quantity
 
-__all__ = ["Duration", "Energy", "Power", "UNITS_REQUIRED"]
+__all__ = ["Duration", "Energy", "Power", "Rate", "UNITS_REQUIRED"]
 
 UNITS_REQUIRED = "units_required"
 """Validation-context key: when true (scenario files, overrides), bare numbers are refused."""
@@ -56,3 +56,7 @@ Energy = Annotated[float, BeforeValidator(_parser("energy", (int, float))),
 Power = Annotated[float, BeforeValidator(_parser("power", (int, float))),
                   PlainSerializer(_formatter("power"), return_type=str)]
 """A power written with a unit (``"1 mW"``), held as float watts."""
+
+Rate = Annotated[float, BeforeValidator(_parser("rate", (int, float))),
+                 PlainSerializer(_formatter("rate"), return_type=str)]
+"""A rate written with a unit (``"20000 /s"``, ``"20 kHz"``), held as float events per second."""

@@ -27,6 +27,7 @@ from twin.scenario.quantities import UNITS_REQUIRED, Duration
 from twin.toolchain.specs import ARCHITECTURE_DATASET, NetworkSpec, TileGeometry, tiles_needed
 from twin.scenario.loader import ScenarioError, absolute_path, apply_overrides, parse_yaml
 from twin.scenario.policies import POLICY_NAMES, NonePolicy, PeriodicPolicy, Policy, ThresholdPolicy
+from twin.scenario.traffic import TrafficConfig, check_traffic
 from twin.units import SECOND, YEAR, duration_label
 
 __all__ = [
@@ -151,6 +152,7 @@ class Scenario(_Config):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    traffic: TrafficConfig | None = None  # None: no inference traffic (maintenance only)
 
     @model_validator(mode="before")
     @classmethod
@@ -179,7 +181,7 @@ class Scenario(_Config):
     def _enough_tiles(self) -> Scenario:
         chip = self.chip
         geometry = TileGeometry(chip.rows, chip.cols, chip.reference_cells)
-        needed = tiles_needed(self.network.architecture, geometry)
+        needed = tiles_needed(self.network.architecture, geometry) * self.replicas
         tiles = needed if chip.tiles == "auto" else chip.tiles
         if tiles * geometry.devices_per_tile > MAX_DEVICES:
             raise field_error("chip.tiles", f"{tiles} tiles of {chip.rows} x {chip.cols} hold "
@@ -187,9 +189,20 @@ class Scenario(_Config):
                                "the twin allows")
         if chip.tiles != "auto":
             if chip.tiles < needed:
-                raise field_error("chip.tiles", f"{self.network.architecture} needs {needed} tiles of "
+                copies = f" ({self.replicas} replicas)" if self.replicas > 1 else ""
+                raise field_error("chip.tiles", f"{self.network.architecture}{copies} needs {needed} tiles of "
                                    f"{chip.rows} x {chip.cols} ({chip.reference_cells} reference cells), "
                                    f"the chip has {chip.tiles}")
+        return self
+
+    @property
+    def replicas(self) -> int:
+        return 1 if self.traffic is None else self.traffic.replicas
+
+    @model_validator(mode="after")
+    def _traffic_bounded(self) -> Scenario:
+        if self.traffic is not None:
+            check_traffic(self.traffic, self.duration)
         return self
 
     def checkpoint_times_ns(self) -> list[int]:
@@ -282,11 +295,12 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     if not isinstance(raw, dict):
         raise ScenarioError([(str(path), "the top level must be a mapping of sections (name:, chip:, policy: ...)")])
     raw.setdefault("name", path.stem)
-    network = raw.get("network")
-    if isinstance(network, dict):
-        for key in ("data_path", "checkpoint"):
-            if isinstance(network.get(key), str) and network[key]:
-                network[key] = str(absolute_path(network[key], path.parent.absolute()))
+    for section_name, keys in (("network", ("data_path", "checkpoint")), ("traffic", ("trace",))):
+        section_ = raw.get(section_name)
+        if isinstance(section_, dict):
+            for key in keys:
+                if isinstance(section_.get(key), str) and section_[key]:
+                    section_[key] = str(absolute_path(section_[key], path.parent.absolute()))
     return _validate(apply_overrides(raw, overrides))
 
 

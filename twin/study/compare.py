@@ -180,9 +180,29 @@ def policy_metrics(summaries: list[dict]) -> dict:
         "campaigns": _stats([s["campaigns"] for s in summaries]),
         "misreads": _stats([s["misreads"] for s in summaries]),
         "displaced_devices": _stats([s["displaced_devices"] for s in summaries]),
-        "availability": _stats([s["availability"] for s in summaries]),
+        "availability_time": _stats([s["availability"]["time"] for s in summaries]),
         "longest_unavailability_s": _stats([s["longest_unavailability_s"] for s in summaries]),
-    }
+    } | traffic_metrics(summaries)
+
+
+TRAFFIC_METRICS: dict[str, Callable[[dict], float]] = {
+    "availability_requests": lambda s: s["availability"]["requests"],
+    "latency_mean_s": lambda s: s["traffic"]["latency_s"]["mean"],
+    "latency_p50_s": lambda s: s["traffic"]["latency_s"]["p50"],
+    "latency_p99_s": lambda s: s["traffic"]["latency_s"]["p99"],
+    "throughput_rps": lambda s: s["traffic"]["throughput_rps"],
+    "dropped_share": lambda s: s["traffic"]["requests"]["dropped"] / s["traffic"]["requests"]["arrived"],
+    "energy_per_inference_j": lambda s: s["traffic"]["energy_per_inference_j"]["total"],
+    "maintenance_per_inference_j": lambda s: s["traffic"]["energy_per_inference_j"]["maintenance"],
+    "tops_per_w": lambda s: s["traffic"]["tops_per_w"]["with_maintenance_and_static"],
+}
+"""The traffic figures `twin compare` reports beside accuracy and energy (runs with a traffic section)."""
+
+
+def traffic_metrics(summaries: list[dict]) -> dict:
+    if any("traffic" not in s for s in summaries):
+        return {}
+    return {name: _stats([get(s) for s in summaries]) for name, get in TRAFFIC_METRICS.items()}
 
 
 def compare(scenario: Scenario, specs: Sequence[PolicySpec], seeds: int = 1, workers: int | None = None,
@@ -219,7 +239,8 @@ CSV_COLUMNS = [("accuracy_start", "mean"), ("accuracy_final", "mean"), ("accurac
                ("accuracy_min", "mean"), ("accuracy_min", "min"), ("accuracy_time_weighted", "mean"),
                ("accuracy_time_weighted", "std"), ("energy_total_j", "mean"), ("energy_maintenance_j", "mean"),
                ("energy_maintenance_per_day_j", "mean"), ("pulses", "mean"), ("campaigns", "mean"),
-               ("misreads", "mean"), ("displaced_devices", "mean"), ("availability", "mean"), ("longest_unavailability_s", "max")]
+               ("misreads", "mean"), ("displaced_devices", "mean"), ("availability_time", "mean"),
+               ("longest_unavailability_s", "max")] + [(name, "mean") for name in TRAFFIC_METRICS]
 
 
 def csv_text(result: dict) -> str:
