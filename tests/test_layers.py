@@ -1,7 +1,7 @@
 """The layers of the tree and the direction of their imports (docs/architecture.md):
 
     units, params  <-  device  <-  toolchain  <-  chip  <-  scenario.build  <-  study, report, simulate  <-  cli
-    traffic: its model (parameters, service, arrivals, metrics) on units only; its engine on chip events
+    traffic: its model (parameters, service, arrivals, metrics) on units and toolchain.specs; its engine on chip events
     firmware_model: pure logic, imports none of them
 
 Each rule imports a layer in a fresh interpreter and asserts what must not be loaded is absent
@@ -53,6 +53,8 @@ RULES = [
     ("traffic model", ["twin.traffic.parameters", "twin.traffic.service", "twin.traffic.arrivals",
                        "twin.traffic.metrics", "twin.traffic.records"],
      {"torch", "simpy", "pydantic", "twin.chip", "twin.scenario", "twin.study", "twin.report", "twin.cli"}),
+    ("traffic shapes", ["twin.traffic.shapes", "twin.traffic.service"],
+     {"simpy", "pydantic", "twin.chip", "twin.scenario", "twin.study", "twin.report", "twin.cli"}),
     ("traffic engine", ["twin.traffic.engine", "twin.traffic.setup"],
      {"torch", "pydantic", "twin.scenario", "twin.study", "twin.report", "twin.cli"}),
     ("scenario schema", ["twin.scenario.schema", "twin.scenario.policies", "twin.scenario.loader",

@@ -16,6 +16,7 @@ from twin.toolchain.deploy import LayerQuantization, deploy_levels
 from twin.toolchain.quantize import QuantSteps
 from twin.toolchain.readout import PeripheryConfig
 from twin.toolchain.specs import TileGeometry
+from twin.traffic.setup import TrafficSetup
 
 COSTS = CostModel(TimingCosts(read_cycle=100, partial_set_pulse=150, reset_pulse=40, controller_step=1000, mvm=1,
                               offchip_per_byte=0),
@@ -38,7 +39,7 @@ def tiny_chip(pcm: PCMParameters = NOISELESS, pulses: PulseParameters = EXACT_PU
               granularity: str = "campaign", seed: int = 0, geometry: TileGeometry = TileGeometry(4, 4, 2),
               levels: int = 2, quant: dict | None = None, model: nn.Sequential | None = None,
               policy=None, gdc: bool = False, max_retries: int = 1, tiles: int | None = None,
-              trace: bool = False) -> Assembly:
+              trace: bool = False, traffic: TrafficSetup | None = None) -> Assembly:
     if model is None:
         model = nn.Sequential(OrderedDict(fc=nn.Linear(6, 4, bias=False)))
     if quant is None:
@@ -46,8 +47,10 @@ def tiny_chip(pcm: PCMParameters = NOISELESS, pulses: PulseParameters = EXACT_PU
         quant = {"fc": LayerQuantization(QuantSteps(0.5, 0.5, levels), k_plus, k_minus, report=None)}
     deployment = deploy_levels(model, quant, geometry, pcm)
     policy = Periodic(interval_ns) if policy is None else policy
-    controller = Controller(firmware_config(deployment), policy, decoder, 0.25, max_retries)
+    replicas = 1 if traffic is None else traffic.workload.replicas
+    controller = Controller(firmware_config(deployment, replicas), policy, decoder, 0.25, max_retries)
     x = torch.randn(8, 6, generator=torch.Generator().manual_seed(1))
     y = torch.zeros(8, dtype=torch.int64)
     return assemble(deployment, controller, COSTS, pulses, seed, duration_ns, list(checkpoints), x, y, tiles=tiles,
-                    gdc=gdc, granularity=granularity, accuracy_samples=1, periphery=PeripheryConfig(), trace=trace)
+                    gdc=gdc, granularity=granularity, accuracy_samples=1, periphery=PeripheryConfig(), trace=trace,
+                    traffic=traffic)

@@ -8,7 +8,7 @@ import math
 from twin.chip.ledger import INFERENCE_COMPONENTS, maintenance_energy
 from twin.units import SECOND
 
-__all__ = ["traffic_summary", "service_rows"]
+__all__ = ["traffic_summary", "service_rows", "summary_number"]
 
 
 def _per(total_j: float, inferences: float) -> float:
@@ -34,7 +34,7 @@ def traffic_summary(chip, energy_j: dict[str, float]) -> dict:
     capacity = workload.replicas * SECOND / service.bottleneck_ns if workload.layers == "pipelined" \
         else workload.replicas * SECOND / service.sequential_ns
     off_ns = engine.duration_ns - engine.on_time_ns()
-    return {
+    return _finite_or_null({
         "service": {"request_s": service.sequential_ns / SECOND, "inference_s": service.inference_ns / SECOND,
                     "bottleneck_stage_s": service.bottleneck_ns / SECOND, "capacity_rps": capacity,
                     "offered_load": workload.mean_rate / capacity if workload.arrivals != "trace" else None,
@@ -46,7 +46,7 @@ def traffic_summary(chip, energy_j: dict[str, float]) -> dict:
         "throughput_ips": figures["throughput_rps"] * service.batch,
         "mean_in_system": figures["mean_in_system"],
         "energy_per_inference_j": per_inference,
-        "maintenance_share_of_inference_energy": maintenance_energy(energy_j) / inference_j if inference_j else None,
+        "maintenance_to_inference_energy": maintenance_energy(energy_j) / inference_j if inference_j else None,
         "tops_per_w": {"inference": tops_per_w(per_inference["inference"]),
                        "with_maintenance": tops_per_w(per_inference["inference"] + per_inference["maintenance"]),
                        "with_maintenance_and_static": tops_per_w(per_inference["total"])},
@@ -56,7 +56,22 @@ def traffic_summary(chip, energy_j: dict[str, float]) -> dict:
         "power": {"on_s": engine.on_time_ns() / SECOND, "off_s": off_ns / SECOND,
                   "outages": len(engine.off_intervals)},
         "windows": figures["windows"],
-    }
+    })
+
+
+def summary_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _finite_or_null(value):
+    """NaN (nothing served, or not measured in windowed mode) and infinities become null: strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def service_rows(chip) -> list[dict]:

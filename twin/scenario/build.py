@@ -191,12 +191,13 @@ def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> 
     pcm = runtime(PCMParameters, chip_cfg.device, g_max_us=chip_spec.g_max_us)
     deployment = deploy_levels(network.model, network.quant, geometry, pcm)
     mapping = deployment.mapping
-    n_tiles = mapping.n_tiles if chip_spec.tiles == "auto" else chip_spec.tiles
-    if n_tiles < mapping.n_tiles:
-        raise ScenarioBuildError(f"chip.tiles: the network needs {mapping.n_tiles} tiles of {geometry.rows} x "
-                                 f"{geometry.cols}, the chip has {n_tiles}")
-    order = None
     replicas = scenario.replicas
+    needed = mapping.n_tiles * replicas
+    n_tiles = needed if chip_spec.tiles == "auto" else chip_spec.tiles
+    if n_tiles < needed:
+        raise ScenarioBuildError(f"chip.tiles: the network ({replicas} replicas) needs {needed} tiles of "
+                                 f"{geometry.rows} x {geometry.cols}, the chip has {n_tiles}")
+    order = None
     if scenario.policy.order == "sensitivity":  # replica by replica: one copy is corrected at a time
         order = sensitivity_order(deployment, network.model, network.x_test, network.y_test, network_seed)
         order = [r * mapping.n_tiles + t for r in range(replicas) for t in order]

@@ -331,4 +331,10 @@ def explain(scenario: Scenario) -> str:
         f"g_max {chip.g_max_us:g} uS, {chip.reference_cells} reference cells",
         f"checkpoints  {len(times)}, from {duration_label(times[0])} to {duration_label(times[-1])}",
     ]
+    if s.traffic is not None:
+        t = s.traffic
+        how = "in windows" if t.windowed(s.duration) else "request by request"
+        lines.append(f"traffic      {t.arrivals} arrivals, ~{t.expected_requests(s.duration):,.0f} requests "
+                     f"(simulated {how}), batch {t.batch}, {t.replicas} replica(s), {t.layers} layers, "
+                     f"maintenance {t.maintenance}s, power {t.power.schedule}")
     return "\n".join(lines)

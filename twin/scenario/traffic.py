@@ -17,7 +17,7 @@ from twin.units import SECOND, duration_label
 __all__ = ["PowerConfig", "WindowsConfig", "TrafficConfig", "check_traffic"]
 
 PowerConfig = section("PowerConfig", PowerSchedule, module=__name__,
-                      annotations={"off": tuple[tuple[Duration, Duration], ...]})
+                      annotations={"intervals": tuple[tuple[Duration, Duration], ...]})
 WindowsConfig = section("WindowsConfig", Windowing, module=__name__)
 _TrafficBase = section(
     "_TrafficBase", Workload, module=__name__, annotations={"queue_capacity": Int | None},
@@ -81,7 +81,7 @@ def check_traffic(traffic: TrafficConfig, duration_ns: int) -> None:
                           f"simulate about {expected:,.0f} requests, more than max_requests = {limit:,}: "
                           "use mode: windowed (or auto)")
     power = PowerSchedule(**{k: getattr(traffic.power, k) for k in PowerConfig.model_fields} | {
-        "off": tuple(tuple(i) for i in traffic.power.off)})
+        "intervals": tuple(tuple(i) for i in traffic.power.intervals)})
     off = power.off_intervals(duration_ns)
     if off and power.off_arrivals == "hold" and traffic.queue_capacity is None and traffic.arrivals != "trace":
         longest = max(b - a for a, b in off)

@@ -215,7 +215,10 @@ class TrafficEngine:
                 request[2] |= PREEMPTED
                 self.records.preemptions += 1
                 self.records.wasted_requests += (env.now - start) / self.service.sequential_ns
-                queue.appendleft(request)
+                if self.power_off and self.power.off_arrivals == "drop":
+                    self._drop(request)  # power lost: the request in service is lost with it
+                else:
+                    queue.appendleft(request)
                 continue
             unit.resource.release(hold)
             if last:
@@ -312,16 +315,19 @@ class TrafficEngine:
             self.bus.emit(Power(env.now, "chip.power", True))
 
     def _drop_queue(self) -> None:
-        """Power lost: the requests waiting are lost with it (those in service restart, then drop)."""
-        rec = self.records
+        """Power lost (``drop`` mode): the requests waiting are lost with it; those in service are
+        preempted by the power-off and dropped by their server."""
         while self.queue:
-            request = self.queue.popleft()
-            self._count_change()
-            self.in_system -= 1
-            rec.arrival.append(request[0])
-            rec.start.append(-1)
-            rec.end.append(-1)
-            rec.flags.append(AFFECTED | request[2])
+            self._drop(self.queue.popleft())
+
+    def _drop(self, request: list) -> None:
+        rec = self.records
+        self._count_change()
+        self.in_system -= 1
+        rec.arrival.append(request[0])
+        rec.start.append(-1)
+        rec.end.append(-1)
+        rec.flags.append(AFFECTED | request[2])
         self._check_drained()
 
     def wait_for_power(self) -> Generator[simpy.Event, None, None]:

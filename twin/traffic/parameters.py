@@ -68,7 +68,7 @@ class PowerSchedule:
     schedule: Literal["always_on", "daily", "intervals"] = param("always_on", source="assumption")
     on_per_day: int = param(16 * HOUR, unit="duration", gt=0, le=DAY, source="assumption: daily only, hours on")
     day_start: int = param(0, unit="duration", ge=0, source="daily only: when in each day the chip powers on")
-    off: tuple[tuple[int, int], ...] = param((), source="intervals only: [[start, end], ...] the chip is off")
+    intervals: tuple[tuple[int, int], ...] = param((), source="intervals only: [[start, end], ...] the chip is off")
     off_arrivals: Literal["drop", "hold"] = param("drop", source="requests arriving while off: dropped or held")
 
     def __post_init__(self) -> None:
@@ -76,21 +76,21 @@ class PowerSchedule:
         if self.day_start >= DAY:
             raise ValueError('"day_start" must be < 1 d.')
         previous = 0
-        for start, end in self.off:
+        for start, end in self.intervals:
             if not start < end:
-                raise ValueError(f'"off": interval [{start}, {end}] ns must have start < end.')
+                raise ValueError(f'"intervals": [{start}, {end}] ns must have start < end.')
             if start < previous:
-                raise ValueError('"off": intervals must be sorted and must not overlap.')
+                raise ValueError('"intervals": must be sorted and must not overlap.')
             previous = end
-        if self.off and self.schedule != "intervals":
-            raise ValueError('"off": only used with schedule: intervals')
+        if self.intervals and self.schedule != "intervals":
+            raise ValueError('"intervals": only used with schedule: intervals')
 
     def off_intervals(self, duration_ns: int) -> list[tuple[int, int]]:
         """Sorted, disjoint [start, end) off intervals clipped to the run."""
         if self.schedule == "always_on":
             return []
         if self.schedule == "intervals":
-            return [(a, min(b, duration_ns)) for a, b in self.off if a < duration_ns]
+            return [(a, min(b, duration_ns)) for a, b in self.intervals if a < duration_ns]
         on = _merged([(d * DAY + self.day_start, d * DAY + self.day_start + self.on_per_day)
                       for d in range(-1, duration_ns // DAY + 2)])
         out, cursor = [], 0

@@ -41,7 +41,7 @@ def _check_real(name: str, value: object, minimum: float = 0.0) -> None:
 @dataclass(frozen=True)
 class LayerShape:
     """What the service model needs about one crossbar layer (torch-free;
-    :func:`twin.toolchain.workload.layer_shapes` extracts it from a network)."""
+    :func:`twin.traffic.shapes.layer_shapes` extracts it from a network)."""
 
     name: str
     out: int  # crossbar matrix rows = output channels / features
