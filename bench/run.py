@@ -8,6 +8,9 @@ same run, because this machine is shared and noisy. Never asserted in tests.
 3. A fixed numpy workload as the machine-speed baseline for the wall time.
 4. SA step tuning (``anneal_steps`` with its default schedule) on 3,000 Gaussian weights: CPU
    and wall seconds (this used to be a ``process_time() < 2 s`` assertion in tests/test_quantize.py).
+5. The traffic engine: requests per second of wall time at rho = 0.8, no maintenance, against the
+   floor: a bare SimPy single-server loop (one arrival timeout, one resource request, one service
+   timeout per request) over the same arrivals count.
 """
 
 from __future__ import annotations
@@ -117,6 +120,70 @@ def anneal_figures(n: int = 3000, repeats: int = 5) -> dict:
             "error_ratio": result.final_error / result.initial_error}
 
 
+def traffic_throughput(n: int = 200_000, repeats: int = 3) -> dict:
+    """Best-of-``repeats`` requests/s of the twin's engine and of a bare SimPy M/D/1 loop."""
+    import collections
+
+    import simpy
+
+    from twin.toolchain.specs import TileGeometry
+    from twin.traffic.engine import TrafficEngine
+    from twin.traffic.parameters import PowerSchedule, Windowing, Workload
+    from twin.traffic.service import LayerShape, service_model
+    service = service_model([LayerShape("l", 8, 8, 10, 0)], TileGeometry(16, 8, 8), 100, 1e-9, 1, 0.0, 256)
+    s = service.sequential_ns
+    rate = 0.8 * 1e9 / s
+    duration = int(n / rate * 1e9)
+
+    def twin_engine() -> None:
+        env = simpy.Environment()
+        engine = TrafficEngine(env, service, Workload(rate=rate), PowerSchedule(), Windowing(), duration,
+                               service.n_tiles, np.random.default_rng(1))
+        engine.start()
+        env.run(until=duration)
+        engine.finish()
+
+    def bare_simpy() -> None:
+        env = simpy.Environment()
+        server = simpy.Resource(env, capacity=1)
+        gaps = np.random.default_rng(1).exponential(1e9 / rate, n).astype(np.int64)
+        queue: collections.deque = collections.deque()
+        waiting: list = [None]
+
+        def source():
+            for gap in gaps.tolist():
+                yield env.timeout(gap)
+                queue.append(env.now)
+                if waiting[0] is not None and not waiting[0].triggered:
+                    waiting[0].succeed()
+
+        def serve():
+            while True:
+                if not queue:
+                    waiting[0] = env.event()
+                    yield waiting[0]
+                queue.popleft()
+                with server.request() as request:
+                    yield request
+                    yield env.timeout(s)
+
+        env.process(source())
+        env.process(serve())
+        env.run(until=duration)
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    twin_s, bare_s = best(twin_engine), best(bare_simpy)
+    return {"requests": n, "twin_requests_per_s": n / twin_s, "bare_simpy_requests_per_s": n / bare_s,
+            "ratio": bare_s / twin_s}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="scenarios/default.yaml")
@@ -126,11 +193,13 @@ def main() -> int:
     scenario = scenario_figures(args.scenario)
     reads = read_throughput()
     anneal = anneal_figures()
+    traffic = traffic_throughput()
     figures = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
                            "torch_threads": torch.get_num_threads(), "baseline_s": baseline},
                "scenario": {**scenario, "wall_over_baseline": scenario["wall_s"] / baseline},
                "device_reads": reads,
-               "anneal": {**anneal, "wall_over_baseline": anneal["wall_s"] / baseline}}
+               "anneal": {**anneal, "wall_over_baseline": anneal["wall_s"] / baseline},
+               "traffic": traffic}
     print(f"machine baseline (fixed numpy workload): {baseline:.3f} s")
     print(f"default scenario: {scenario['wall_s']:.1f} s wall ({scenario['wall_s'] / baseline:.0f} x baseline), "
           f"peak {scenario['peak_rss_mb']:.0f} MB, SimPy's own share {100 * scenario['simpy_share']:.1f}%")
@@ -138,6 +207,8 @@ def main() -> int:
           f"{reads['numpy_devices_per_s'] / 1e6:.1f} M/s, ratio {reads['ratio']:.2f}")
     print(f"SA step tuning (anneal_steps, default schedule, {anneal['weights']} weights): "
           f"{anneal['cpu_s']:.2f} s CPU, {anneal['wall_s']:.2f} s wall ({anneal['wall_s'] / baseline:.0f} x baseline)")
+    print(f"traffic engine: {traffic['twin_requests_per_s'] / 1e3:.0f} k requests/s, bare SimPy loop "
+          f"{traffic['bare_simpy_requests_per_s'] / 1e3:.0f} k/s, ratio {traffic['ratio']:.2f}")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     return 0

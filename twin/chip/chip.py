@@ -171,9 +171,16 @@ class Chip:
     def _initial_programming(self) -> Generator[simpy.Event, None, None]:
         """Deployment: every weight and reference device programmed from RESET, tile by tile,
         to the levels the host holds (the off-chip memory)."""
+        held = None if self.traffic is None else self.traffic.hold_all()  # nothing served before it is programmed
+        per_replica = self.layout.mapped_tiles // (1 if held is None else len(held))
         for tile, local in zip(self.tiles, self.layout.used):
             levels = self.offchip.deployment_levels(tile.index, local)
             yield from self.pulse_generator.program(tile, local.numpy(), levels, initial=True)
+            if held is not None and (tile.index + 1) % per_replica == 0:  # a replica is deployed: it serves
+                replica = tile.index // per_replica
+                for t in self.tiles[replica * per_replica:tile.index + 1]:
+                    t.mark_busy(0, self.env.now, "deploy")
+                self.traffic.release_all(held[replica])
         self.deployed_at_ns = self.env.now
 
     def _controller(self, programming: simpy.Process | None) -> Generator[simpy.Event, None, None]:

@@ -47,13 +47,14 @@ class PulseGenerator:
     def program(self, tile: CrossbarTile, local: np.ndarray, levels: np.ndarray, initial: bool = False,
                 campaign: int | None = None) -> Generator[simpy.Event, None, ProgramReport]:
         """Program-and-verify ``local`` devices of ``tile`` to ``levels`` while holding the tile;
-        every round is charged to ``campaign``."""
+        every round is charged to ``campaign``. The initial programming does not take the tile
+        from traffic itself: the whole deployment holds every replica until it is programmed."""
         index = tile.global_index(torch.from_numpy(np.asarray(local, dtype=np.int64)))
         levels = np.asarray(levels, dtype=np.int16)
         g_target = self.devices.level_conductance(torch.from_numpy(levels))
         with tile.port.request() as request:
             yield request
-            claim = yield from tile.claim()
+            claim = None if initial else (yield from tile.claim())
             start = self.env.now
             session = ProgramVerifySession(self.devices, index, g_target, self.params, self.generator,
                                            tile.rows, tile.cols, self.env.now, from_reset=initial)

@@ -27,6 +27,10 @@ class Service(Protocol):
 
     def release(self, claim: Any) -> None: ...
 
+    def hold_all(self) -> list[list[Any]]: ...
+
+    def release_all(self, claims: list[Any]) -> None: ...
+
 
 @dataclass
 class CrossbarTile:

@@ -93,6 +93,7 @@ class TrafficEngine:
         self._pending: simpy.Event | None = None  # the window of the controller's next wake-up
         self._awake: simpy.Event | None = None  # the window of its current activity
         self._drained: list[simpy.Event] = []
+        self._counting: dict[object, int] = {}  # open maintenance windows: counted from
 
     # --- structure ---------------------------------------------------------------------------
     def _build_units(self) -> None:
@@ -269,6 +270,24 @@ class TrafficEngine:
             self._wake(self._first_stages)  # another replica takes over the waiting requests
         return Claim(unit, request)
 
+    def hold_all(self) -> list[list[Claim]]:
+        """Every service unit taken from traffic at once, per replica (the deployment at t = 0:
+        the units are free, so the claims are granted at once)."""
+        held = []
+        for replica in self.units:
+            claims = []
+            for unit in replica:
+                request = unit.resource.request(priority=MAINTENANCE, preempt=True)
+                assert request.triggered, "hold_all needs free service units"
+                self._replica_down(unit.replica, +1)
+                claims.append(Claim(unit, request))
+            held.append(claims)
+        return held
+
+    def release_all(self, claims: list[Claim]) -> None:
+        for claim in claims:
+            self.release(claim)
+
     def release(self, claim: Claim | None) -> None:
         if claim is None:
             return
@@ -361,6 +380,8 @@ class TrafficEngine:
         env = self.env
         yield env.timeout(max(0, open_ns - env.now))
         self._open_window()
+        token = object()
+        self._counting[token] = max(counted_from, 0)  # closed by finish() if the run ends first
         if until is not None:
             yield env.timeout(max(0, until - env.now))
         if done is not None:
@@ -370,7 +391,7 @@ class TrafficEngine:
             drained = env.event()
             self._drained.append(drained)
             yield drained
-        self.records.counted["maintenance"].append((max(counted_from, 0), env.now))
+        self.records.counted["maintenance"].append((self._counting.pop(token), env.now))
         self._close_window()
 
     def controller_wakes(self) -> None:
@@ -409,6 +430,9 @@ class TrafficEngine:
         """Close the books: the run's traffic figures (``self.figures``) and the inference energy
         to charge (served requests and the work lost to preemption)."""
         self._count_change()
+        for counted_from in self._counting.values():  # windows the end of the run cut short
+            self.records.counted["maintenance"].append((counted_from, self.env.now))
+        self._counting.clear()
         if self.records.simulated and self.records.simulated[-1][1] < 0:
             start, _ = self.records.simulated[-1]
             self.records.simulated[-1] = (start, self.env.now)
