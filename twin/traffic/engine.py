@@ -212,16 +212,11 @@ class TrafficEngine:
             start = env.now
             try:
                 yield env.timeout(unit.service_ns)
-            except simpy.Interrupt:  # preempted: its inference restarts (this stage, pipelined)
-                request[2] |= PREEMPTED
-                self.records.preemptions += 1
-                self.records.wasted_requests += (env.now - start) / self.service.sequential_ns
-                if self.power_off and self.power.off_arrivals == "drop":
-                    self._drop(request)  # power lost: the request in service is lost with it
-                else:
-                    queue.appendleft(request)
-                continue
-            unit.resource.release(hold)
+                unit.resource.release(hold)
+            except simpy.Interrupt:  # preempted: its inference restarts (this stage, pipelined) ...
+                if env.now - start < unit.service_ns:  # ... unless it finished at that very instant
+                    self._preempted(request, queue, env.now - start)
+                    continue
             if last:
                 self._depart(request, start)
             else:
@@ -229,6 +224,16 @@ class TrafficEngine:
                 self._wake([replica[unit.stage + 1]])
             if queue and unit.stage == 0 and len(self.units) > 1:
                 self._wake(self._first_stages)
+
+    def _preempted(self, request: list, queue: deque, served_ns: int) -> None:
+        """Maintenance or power-off took the tiles: the request restarts (or is lost with the power)."""
+        request[2] |= PREEMPTED
+        self.records.preemptions += 1
+        self.records.wasted_requests += served_ns / self.service.sequential_ns
+        if self.power_off and self.power.off_arrivals == "drop":
+            self._drop(request)  # power lost: the request in service is lost with it
+        else:
+            queue.appendleft(request)
 
     def _depart(self, request: list, start: int) -> None:
         rec = self.records
