@@ -17,10 +17,11 @@ import torch
 
 from twin.chip.events import Busy, Charge, Checkpoint, Command, Decision, Event, EventBus, Power, Programmed
 from twin.chip.ledger import Ledger
+from twin.intervals import intersected, merged
 from twin.toolchain.readout import Deployment, PeripheryConfig, accuracy_of, read_used, readback_weights
 
 __all__ = ["CampaignRow", "CampaignTable", "ScoringObserver", "CheckpointRow", "AccuracyObserver",
-           "WearObserver", "AvailabilityObserver", "merge_intervals", "intersect_intervals", "TRACE_MAX_ROWS", "EventTrace", "Observers"]
+           "WearObserver", "AvailabilityObserver", "TRACE_MAX_ROWS", "EventTrace", "Observers"]
 
 
 @dataclass
@@ -261,11 +262,11 @@ class AvailabilityObserver:
             replica = 0 if self.replica_of is None else (self.replica_of[tile] if tile < len(self.replica_of) else None)
             if replica is not None:
                 per_replica[replica].append((start, end))
-        down = merge_intervals(per_replica[0])
+        down = merged(per_replica[0])
         for intervals in per_replica[1:]:
-            down = intersect_intervals(down, merge_intervals(intervals))
+            down = intersected(down, merged(intervals))
         off = list(self.off) + ([(self._off_since, duration_ns)] if self._off_since is not None else [])
-        return [(max(a, 0), min(b, duration_ns)) for a, b in merge_intervals(down + off) if a < duration_ns]
+        return [(max(a, 0), min(b, duration_ns)) for a, b in merged(down + off) if a < duration_ns]
 
     def availability(self, duration_ns: int) -> float:
         return 1.0 - sum(b - a for a, b in self.unavailable(duration_ns)) / duration_ns
@@ -279,33 +280,6 @@ class AvailabilityObserver:
 
     def load_state(self, state: dict) -> None:
         self.busy, self.off, self._off_since = list(state["busy"]), list(state["off"]), state["off_since"]
-
-
-def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sorted, disjoint union of [a, b) intervals."""
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(intervals):
-        if b <= a:
-            continue
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
-def intersect_intervals(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Intersection of two sorted, disjoint interval lists."""
-    out, i, j = [], 0, 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if lo < hi:
-            out.append((lo, hi))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
 
 
 TRACE_MAX_ROWS = 1_000_000

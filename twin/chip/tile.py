@@ -16,7 +16,7 @@ import torch
 
 from twin.chip.events import Busy, EventBus
 
-__all__ = ["CrossbarTile", "Service", "union_length"]
+__all__ = ["CrossbarTile", "Service"]
 
 
 class Service(Protocol):
@@ -75,14 +75,3 @@ class CrossbarTile:
     def mark_busy(self, start_ns: int, end_ns: int, activity: str, campaign: int | None = None) -> None:
         if end_ns > start_ns:
             self.bus.emit(Busy(start_ns, self.scope, end_ns, self.index, activity, campaign))
-
-
-def union_length(intervals: list[tuple[int, int]], start: int, end: int) -> int:
-    """Total length of the union of [a, b) intervals, clipped to [start, end)."""
-    total, cursor = 0, start
-    for a, b in sorted(intervals):
-        a, b = max(a, cursor), min(b, end)
-        if b > a:
-            total += b - a
-            cursor = b
-    return total

@@ -14,28 +14,13 @@ import math
 
 import numpy as np
 
+from twin.intervals import intersected, merged, total_ns
 from twin.traffic.records import AFFECTED, PREEMPTED, TrafficRecords
 from twin.units import SECOND
 
-__all__ = ["merged", "union_ns", "request_weights", "weighted_quantile", "traffic_figures", "batch_means_se"]
+__all__ = ["request_weights", "weighted_quantile", "traffic_figures"]
 
 PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
-
-
-def merged(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(intervals):
-        if b <= a:
-            continue
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
-def union_ns(intervals: list[tuple[int, int]]) -> int:
-    return sum(b - a for a, b in merged(intervals))
 
 
 def _inside(times: np.ndarray, intervals: list[tuple[int, int]]) -> np.ndarray:
@@ -49,29 +34,21 @@ def _inside(times: np.ndarray, intervals: list[tuple[int, int]]) -> np.ndarray:
     return (k >= 0) & (times < ends[np.clip(k, 0, None)])
 
 
-def _overlap_ns(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> int:
-    total, j, b = 0, 0, merged(b)
-    for x, y in merged(a):
-        for u, v in b:
-            total += max(0, min(y, v) - max(x, u))
-    return total
-
-
 def request_weights(records: TrafficRecords, duration_ns: int, windowed: bool) -> tuple[np.ndarray, dict]:
     """Each simulated request's weight in the run totals, and the window bookkeeping."""
     arrival = np.frombuffer(records.arrival, dtype=np.int64)
     if not windowed:
         return np.ones(arrival.shape), {"mode": "full", "simulated_s": duration_ns / SECOND, "coverage": 1.0}
     maintenance, steady = records.counted["maintenance"], records.counted["steady"]
-    c_m = union_ns(maintenance)
-    c_s = union_ns(steady) - _overlap_ns(steady, maintenance)
+    c_m = total_ns(maintenance)
+    c_s = total_ns(steady) - total_ns(intersected(steady, maintenance))
     weights = np.zeros(arrival.shape)
     in_m = _inside(arrival, maintenance)
     in_s = _inside(arrival, steady) & ~in_m
     weights[in_m] = 1.0
     steady_weight = (duration_ns - c_m) / c_s if c_s > 0 else math.nan
     weights[in_s] = steady_weight
-    simulated = union_ns(records.simulated)
+    simulated = total_ns(records.simulated)
     info = {"mode": "windowed", "simulated_s": simulated / SECOND, "coverage": simulated / duration_ns,
             "maintenance_windows": len(maintenance), "maintenance_counted_s": c_m / SECOND,
             "steady_windows": len(steady), "steady_counted_s": c_s / SECOND, "steady_weight": steady_weight}
@@ -87,15 +64,6 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> floa
     v, w = values[keep][order], weights[keep][order]
     cumulative = np.cumsum(w)
     return float(v[min(np.searchsorted(cumulative, q * cumulative[-1]), len(v) - 1)])
-
-
-def batch_means_se(values: np.ndarray, batches: int = 32) -> float:
-    """Standard error of the mean of ``values`` (in arrival order) from ``batches`` batch means."""
-    n = len(values) // batches
-    if n < 1:
-        return math.nan
-    means = values[:n * batches].reshape(batches, n).mean(axis=1)
-    return float(means.std(ddof=1) / math.sqrt(batches))
 
 
 def traffic_figures(records: TrafficRecords, duration_ns: int, windowed: bool, in_system_at_end: int) -> dict:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from twin.intervals import merged
 from twin.params import check_bounds, param
 from twin.units import DAY, HOUR, MS, SECOND
 
@@ -91,7 +92,7 @@ class PowerSchedule:
             return []
         if self.schedule == "intervals":
             return [(a, min(b, duration_ns)) for a, b in self.intervals if a < duration_ns]
-        on = _merged([(d * DAY + self.day_start, d * DAY + self.day_start + self.on_per_day)
+        on = merged([(d * DAY + self.day_start, d * DAY + self.day_start + self.on_per_day)
                       for d in range(-1, duration_ns // DAY + 2)])
         out, cursor = [], 0
         for a, b in on:  # the complement of the on intervals within [0, duration)
@@ -101,16 +102,6 @@ class PowerSchedule:
         if cursor < duration_ns:
             out.append((cursor, duration_ns))
         return [(a, b) for a, b in out if a < b]
-
-
-def _merged(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(intervals):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 @dataclass(frozen=True)
