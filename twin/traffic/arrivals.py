@@ -37,7 +37,8 @@ def read_trace(path: Path) -> np.ndarray:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or "t_s" not in reader.fieldnames:
             raise ValueError(f"{path}: needs a header with a column t_s (arrival time in seconds)")
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num
             if len(times) >= MAX_TRACE_ROWS:
                 raise ValueError(f"{path}: more than {MAX_TRACE_ROWS:,} arrivals")
             try:
@@ -54,8 +55,10 @@ def read_trace(path: Path) -> np.ndarray:
 
 
 def _periods_before(t_ns: int, rate: float) -> int:
-    """Index of the first periodic arrival at or after ``t_ns`` (arrival k at ceil(k / rate))."""
-    return -(-t_ns * round(rate * 10**6) // (SECOND * 10**6))
+    """Index of the first periodic arrival at or after ``t_ns``: arrival k is at
+    ceil(k * 1e15 / micro) ns (micro = rate in events per 1e6 s), which is >= t exactly when
+    k * 1e15 / micro > t - 1."""
+    return (t_ns - 1) * round(rate * 10**6) // (SECOND * 10**6) + 1
 
 
 class ArrivalStream:
@@ -67,7 +70,7 @@ class ArrivalStream:
         self.trace_ns = trace_ns
         self._buffer = np.zeros(0, dtype=np.int64)
         self._i = 0
-        self._base = 0  # integer ns the next chunk's gaps start from
+        self._base = 0  # integer ns the next chunk's gaps start from (arrivals are drawn up to it)
         self._frac = 0.0  # the fractional ns carried between chunks
         self._burst = False  # mmpp state
         self._switch_ns = 0  # mmpp: when the state next changes
@@ -108,9 +111,18 @@ class ArrivalStream:
             count = max(0, _periods_before(until_ns, w.rate) - _periods_before(from_ns, w.rate))
         elif w.arrivals == "trace":
             count = int(np.searchsorted(self.trace_ns, until_ns) - np.searchsorted(self.trace_ns, from_ns))
-        else:
-            count, t = 0, from_ns
-            while t < until_ns:  # Poisson counts per constant-rate stretch of the modulating chain
+        else:  # mmpp: the arrivals already drawn, then Poisson counts per stretch of the chain
+            rest = self._buffer[self._i:]
+            before = int(np.searchsorted(rest, until_ns))
+            count = int(np.count_nonzero(rest[:before] >= from_ns))
+            if self._base >= until_ns:  # drawn past the interval already: go on from the buffer
+                self._i += before
+                return count
+            t = max(from_ns, self._base)  # the chain's state is known from _base on
+            while self._switch_ns <= t:
+                self._burst = not self._burst
+                self._switch_ns += self._sojourn()
+            while t < until_ns:
                 end = min(self._switch_ns, until_ns)
                 count += int(self.rng.poisson(self._rate() * (end - t) / SECOND))
                 t = end

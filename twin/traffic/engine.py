@@ -88,7 +88,6 @@ class TrafficEngine:
         self._power_on: simpy.Event | None = None
         self.outage_epoch = 0
         self._open = 0  # windows open (the source runs while > 0)
-        self._opened: simpy.Event | None = None
         self._window_epoch = 0
         self._pending: simpy.Event | None = None  # the window of the controller's next wake-up
         self._awake: simpy.Event | None = None  # the window of its current activity
@@ -130,35 +129,35 @@ class TrafficEngine:
                 self.env.process(self._server(unit, replica))
         if self.off_intervals:
             self.env.process(self._power())
-        self.env.process(self._source())
         if self.windowed:
             self.env.process(self._steady_windows())
         else:
             self._open_window()
 
-    def _source(self) -> Generator[simpy.Event, None, None]:
+    def _source(self, epoch: int) -> Generator[simpy.Event, None, None]:
+        """Arrivals for one simulated stretch (a window, or the whole run): a new process each
+        time the source turns on, so a stretch that opens while an old one sleeps loses nothing."""
         env = self.env
+        self.stream.restart(env.now)
         while True:
-            if not self._open:
-                self._opened = env.event()
-                yield self._opened
-            epoch = self._window_epoch
-            self.stream.restart(env.now)
-            while self._window_epoch == epoch:
-                t = self.stream.next()
-                if t >= self.duration_ns:
-                    return
-                if t > env.now:
-                    yield env.timeout(t - env.now)
-                if self._window_epoch != epoch:
-                    break  # the window closed before this arrival: it falls in an aggregated gap
-                self._arrive()
-                if self.power_off and self.power.off_arrivals == "drop" or self._queue_full():
-                    self._skip_while_refused()
+            t = self.stream.next()
+            if t >= self.duration_ns:
+                return
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            if self._window_epoch != epoch:
+                return  # the window closed before this arrival: it falls in an aggregated gap
+            self._arrive()
+            if self.power_off and self.power.off_arrivals == "drop":
+                self._skip_while_refused()
 
     def _queue_full(self) -> bool:
+        """No room: ``queue_capacity`` requests wait, beyond those an idle server is about to take."""
         capacity = self.workload.queue_capacity
-        return capacity is not None and len(self.queue) >= capacity
+        if capacity is None or len(self.queue) < capacity:
+            return False
+        idle = sum(1 for u in self._first_stages if u.wake is not None and not u.wake.triggered)
+        return len(self.queue) >= capacity + idle
 
     def _skip_while_refused(self) -> None:
         """While the chip is off and drops requests, count the arrivals until it is back on
@@ -210,6 +209,8 @@ class TrafficEngine:
                 continue
             request = queue.popleft()
             start = env.now
+            if last and (request[1] < 0 or request[1] != self.outage_epoch):
+                request[2] |= AFFECTED  # an outage came between its arrival and this (final) start
             try:
                 yield env.timeout(unit.service_ns)
                 unit.resource.release(hold)
@@ -240,9 +241,7 @@ class TrafficEngine:
         self._count_change()
         self.in_system -= 1
         flags = request[2]
-        if request[1] != self.outage_epoch or request[1] < 0:
-            flags |= AFFECTED
-        elif flags & PREEMPTED:
+        if flags & PREEMPTED:
             flags |= AFFECTED
         rec.arrival.append(request[0])
         rec.start.append(start)
@@ -341,8 +340,10 @@ class TrafficEngine:
     def _drop_queue(self) -> None:
         """Power lost (``drop`` mode): the requests waiting are lost with it; those in service are
         preempted by the power-off and dropped by their server."""
-        while self.queue:
-            self._drop(self.queue.popleft())
+        for replica in self.units:
+            for unit in replica:
+                while unit.queue:
+                    self._drop(unit.queue.popleft())
 
     def _drop(self, request: list) -> None:
         rec = self.records
@@ -367,8 +368,7 @@ class TrafficEngine:
         self._open += 1
         if self._open == 1:
             self.records.simulated.append((self.env.now, -1))
-            if self._opened is not None and not self._opened.triggered:
-                self._opened.succeed()
+            self.env.process(self._source(self._window_epoch))
 
     def _close_window(self) -> None:
         self._open -= 1

@@ -75,7 +75,7 @@ def traffic_figures(records: TrafficRecords, duration_ns: int, windowed: bool, i
     flags = np.frombuffer(bytes(records.flags), dtype=np.uint8)
     served = end >= 0
     bulk = sum(count for _, count in records.bulk_drops)  # while off (counted stretches, weight 1)
-    arrived = float(weights.sum()) + bulk
+    arrived = float(weights.sum()) + bulk + in_system_at_end  # those still queued at the end arrived too
     served_w = float(weights[served].sum())
     ok = served & ((flags & AFFECTED) == 0)
     latency = (end - arrival)[served] / SECOND
