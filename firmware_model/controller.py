@@ -82,6 +82,7 @@ class Controller:
     _correct_tile: bool = False  # the policy's verdict on the tile being handled
     deferrals: int = 0  # times a due campaign was put off because requests waited
     _due_since: int | None = None  # when the campaign being deferred fell due
+    _load: Load | None = None  # the load at the last step
 
     def __post_init__(self) -> None:
         if not 0 < self.correction_tolerance <= 0.5:
@@ -100,6 +101,7 @@ class Controller:
         return len(self.trace) - index
 
     def step(self, now_ns: int, observation: Observation, load: Load | None = None) -> Command:
+        self._load = load
         if self.state == State.IDLE:
             return self._idle(now_ns, load)
         if self.state == State.PROBE:
@@ -145,7 +147,7 @@ class Controller:
             self._tile = None
             self.policy.campaign_finished(now_ns)
             self._enter(now_ns, State.IDLE)
-            return self._idle(now_ns, None)
+            return self._idle(now_ns, self._load)  # a campaign due at once may be deferred too
         self._tile = self._queue.pop(0)
         self._retries = 0
         self._enter(now_ns, State.PROBE)

@@ -55,6 +55,8 @@ def test_two_replicas_keep_the_network_available_while_one_is_corrected():
     first_deployed = max(end for start, end, tile in run.observers.availability.busy if start == 0 and tile == 0)
     assert 0 < first_deployed < run.chip.deployed_at_ns
     assert run.observers.availability.availability(5_500_000) == 1 - first_deployed / 5_500_000
+    from twin.report.records import campaign_rows
+    assert all(row["network_unavailable_ns"] == 0 and row["unavailable_ns"] > 0 for row in campaign_rows(run))
     starts = np.frombuffer(run.traffic.records.start, dtype=np.int64)
     assert starts[starts >= 0].min() >= first_deployed  # nothing is served by a replica not yet programmed
 
@@ -88,6 +90,8 @@ def test_traffic_run_reports_latency_throughput_energy_and_both_availabilities(t
     assert [r["layer"] for r in rows] == ["conv1", "conv2", "fc"] and int(rows[0]["mvms"]) == 64
     campaigns = list(csv.DictReader((out / "campaigns.csv").open()))
     assert all(int(r["unavailable_ns"]) > 0 and r["replica"] == "0" for r in campaigns)
+    # one replica: every moment a tile is held, the network is down
+    assert all(r["network_unavailable_ns"] == r["unavailable_ns"] for r in campaigns)
 
 
 def test_a_traffic_run_is_reproducible(traffic_run):

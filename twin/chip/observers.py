@@ -37,6 +37,7 @@ class CampaignRow:
     reset: int = 0
     energy: dict[str, float] = field(default_factory=dict)
     unavailable_ns: int = 0  # the tile held from inference traffic (probe and program-and-verify)
+    holds: list[tuple[int, int]] = field(default_factory=list)  # those [start, end) intervals
     devices_corrected: int = 0
     corrected: bool = False
     drift_metric: float = 0.0
@@ -57,7 +58,9 @@ class CampaignTable:
 
     def _busy(self, event: Busy) -> None:
         if event.campaign is not None:
-            self._row(event.campaign, event.tile).unavailable_ns += event.end_ns - event.t_ns
+            row = self._row(event.campaign, event.tile)
+            row.unavailable_ns += event.end_ns - event.t_ns
+            row.holds.append((event.t_ns, event.end_ns))
 
     def _row(self, campaign: int, tile: int) -> CampaignRow:
         key = (campaign, tile)

@@ -5,6 +5,7 @@ docs/chip.md, "Outputs".
 
 from __future__ import annotations
 
+import bisect
 import subprocess
 from dataclasses import dataclass
 from importlib import metadata
@@ -18,7 +19,7 @@ from twin.units import SECOND
 
 __all__ = ["Result", "SCHEMA_VERSION", "collect", "campaign_rows", "versions"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: availability became {time, requests}; traffic fields
 
 
 @dataclass
@@ -64,17 +65,31 @@ def campaign_rows(assembly) -> list[dict]:
     scores = assembly.observers.scoring.scores
     layout = assembly.chip.layout
     replica_tiles = layout.mapped_tiles // (assembly.chip.traffic.workload.replicas if assembly.chip.traffic else 1)
+    outages = assembly.observers.availability.unavailable(assembly.chip.duration_ns)
+    outage_starts = [a for a, _ in outages]
     rows = []
     for r in assembly.observers.campaigns.ordered():
         score = scores.get((r.campaign, r.tile), {"misread": 0, "displaced": 0})
         row = {"campaign": r.campaign, "tile": r.tile, "start_s": r.start_ns / SECOND, "end_s": r.end_ns / SECOND,
                "start_ns": r.start_ns, "end_ns": r.end_ns, "reads": r.reads, "partial_set": r.partial_set,
                "reset": r.reset, "unavailable_s": r.unavailable_ns / SECOND, "unavailable_ns": r.unavailable_ns,
+               "network_unavailable_ns": _overlap_ns(r.holds, outages, outage_starts),
                "replica": r.tile // replica_tiles, "corrected": r.corrected, "devices_corrected": r.devices_corrected,
                "misread": score["misread"], "displaced": score["displaced"], "drift_metric": r.drift_metric}
         row.update({f"energy_{c}_j": r.energy.get(c, 0.0) for c in ENERGY_COMPONENTS if c != "static"})
         rows.append(row)
     return rows
+
+
+def _overlap_ns(holds: list[tuple[int, int]], outages: list[tuple[int, int]], starts: list[int]) -> int:
+    """Time within ``holds`` when no complete replica could serve (``outages``: sorted, disjoint)."""
+    total = 0
+    for a, b in holds:
+        k = max(bisect.bisect_right(starts, a) - 1, 0)
+        while k < len(outages) and outages[k][0] < b:
+            total += max(0, min(b, outages[k][1]) - max(a, outages[k][0]))
+            k += 1
+    return total
 
 
 def _device_pulses(assembly) -> list[dict]:

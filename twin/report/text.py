@@ -28,20 +28,25 @@ def summary_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _n(value: float | None, scale: float = 1.0, spec: str = ".3g") -> str:
+    """A figure for the table; '-' where the run has none (nothing served: null in summary.json)."""
+    return "-" if value is None else format(scale * value, spec)
+
+
 def _traffic_lines(summary: dict, traffic: dict) -> list[str]:
     lat, req, e = traffic["latency_s"], traffic["requests"], traffic["energy_per_inference_j"]
     tops = traffic["tops_per_w"]
     estimated = " (estimated from windows; max is a lower bound)" if lat["estimated"] else ""
     return [
         f"requests      {req['arrived']:,.0f} arrived, {req['served']:,.0f} served, {req['dropped']:,.0f} dropped, "
-        f"{req['preempted']:,.0f} preempted; by requests {100 * summary['availability']['requests']:.6f}% "
+        f"{req['preempted']:,.0f} preempted; by requests {_n(summary['availability']['requests'], 100, '.6f')}% "
         "served without waiting on maintenance",
-        f"latency       mean {1e6 * lat['mean']:.3g} us  p50 {1e6 * lat['p50']:.3g}  p95 {1e6 * lat['p95']:.3g}  "
-        f"p99 {1e6 * lat['p99']:.3g}  max {1e6 * lat['max']:.4g} us{estimated}",
+        f"latency       mean {_n(lat['mean'], 1e6)} us  p50 {_n(lat['p50'], 1e6)}  p95 {_n(lat['p95'], 1e6)}  "
+        f"p99 {_n(lat['p99'], 1e6)}  max {_n(lat['max'], 1e6, '.4g')} us{estimated}",
         f"throughput    {traffic['throughput_rps']:,.1f} requests/s, offered load "
-        f"{traffic['service']['offered_load'] or float('nan'):.3g} of capacity {traffic['service']['capacity_rps']:,.0f}/s",
-        f"per inference {1e9 * e['inference']:.4g} nJ (MVM {1e9 * e['mvm']:.4g}, digital {1e9 * e['digital']:.3g}); "
-        f"maintenance {1e9 * e['maintenance']:.3g} nJ, static {1e9 * e['static']:.4g} nJ",
-        f"TOPS/W        {tops['inference']:.3g} inference only, {tops['with_maintenance']:.3g} with maintenance, "
-        f"{tops['with_maintenance_and_static']:.3g} with static power too",
+        f"{_n(traffic['service']['offered_load'])} of capacity {traffic['service']['capacity_rps']:,.0f}/s",
+        f"per inference {_n(e['inference'], 1e9, '.4g')} nJ (MVM {_n(e['mvm'], 1e9, '.4g')}, digital "
+        f"{_n(e['digital'], 1e9)}); maintenance {_n(e['maintenance'], 1e9)} nJ, static {_n(e['static'], 1e9, '.4g')} nJ",
+        f"TOPS/W        {_n(tops['inference'])} inference only, {_n(tops['with_maintenance'])} with maintenance, "
+        f"{_n(tops['with_maintenance_and_static'])} with static power too",
     ]

@@ -37,7 +37,8 @@ def traffic_summary(chip, energy_j: dict[str, float]) -> dict:
     return _finite_or_null({
         "service": {"request_s": service.sequential_ns / SECOND, "inference_s": service.inference_ns / SECOND,
                     "bottleneck_stage_s": service.bottleneck_ns / SECOND, "capacity_rps": capacity,
-                    "offered_load": workload.mean_rate / capacity if workload.arrivals != "trace" else None,
+                    "offered_load": (workload.mean_rate if workload.arrivals != "trace"
+                                     else figures["requests"]["arrived"] * SECOND / engine.duration_ns) / capacity,
                     "mvms_per_inference": service.mvms_per_inference, "ops_per_inference": ops},
         "requests": figures["requests"],
         "latency_s": figures["latency_s"],

@@ -151,8 +151,16 @@ def service(scenario: Scenario, model: nn.Module) -> ServiceModel:
 
 def traffic_setup(scenario: Scenario, model: nn.Module) -> TrafficSetup:
     traffic = scenario.traffic
-    return TrafficSetup(service(scenario, model), runtime(Workload, traffic), runtime(PowerSchedule, traffic.power),
-                        runtime(Windowing, traffic.windows), traffic.windowed(scenario.duration), traffic.trace_ns())
+    workload, served = runtime(Workload, traffic), service(scenario, model)
+    windowed = traffic.windowed(scenario.duration)
+    stage_ns = served.bottleneck_ns if workload.layers == "pipelined" else served.sequential_ns
+    load = workload.mean_rate * stage_ns / 1e9 / workload.replicas
+    if windowed and load >= 1:  # the queue never empties: windows would never close
+        raise ScenarioBuildError(f"traffic.rate: an offered load of {load:.3g} (>= 1: the chip cannot keep up) "
+                                 "cannot be simulated in windows; use traffic.windows.mode: full with a "
+                                 "queue_capacity, or a lower rate")
+    return TrafficSetup(served, workload, runtime(PowerSchedule, traffic.power), runtime(Windowing, traffic.windows),
+                        windowed, traffic.trace_ns())
 
 
 def sensitivity_order(deployment: Deployment, model: nn.Module, x: torch.Tensor, y: torch.Tensor,

@@ -203,6 +203,13 @@ class Scenario(_Config):
     def _traffic_bounded(self) -> Scenario:
         if self.traffic is not None:
             check_traffic(self.traffic, self.duration)
+            defer = getattr(self.policy, "defer_queue", None)
+            if defer is not None and self.traffic.windowed(self.duration):
+                held = self.traffic.expected_requests(self.duration) * self.policy.max_defer / self.duration
+                if held > self.traffic.windows.max_requests // 10:
+                    raise field_error("policy.max_defer", f"a campaign deferred for {duration_label(self.policy.max_defer)} "
+                                      f"keeps a window open over about {held:,.0f} requests, more than a tenth of "
+                                      "traffic.windows.max_requests: shorten max_defer")
         return self
 
     def checkpoint_times_ns(self) -> list[int]:

@@ -191,7 +191,8 @@ TRAFFIC_METRICS: dict[str, Callable[[dict], float]] = {
     "latency_p50_s": lambda s: s["traffic"]["latency_s"]["p50"],
     "latency_p99_s": lambda s: s["traffic"]["latency_s"]["p99"],
     "throughput_rps": lambda s: s["traffic"]["throughput_rps"],
-    "dropped_share": lambda s: s["traffic"]["requests"]["dropped"] / s["traffic"]["requests"]["arrived"],
+    "dropped_share": lambda s: (s["traffic"]["requests"]["dropped"] / s["traffic"]["requests"]["arrived"]
+                                if s["traffic"]["requests"]["arrived"] else None),
     "energy_per_inference_j": lambda s: s["traffic"]["energy_per_inference_j"]["total"],
     "maintenance_per_inference_j": lambda s: s["traffic"]["energy_per_inference_j"]["maintenance"],
     "tops_per_w": lambda s: s["traffic"]["tops_per_w"]["with_maintenance_and_static"],
@@ -202,7 +203,11 @@ TRAFFIC_METRICS: dict[str, Callable[[dict], float]] = {
 def traffic_metrics(summaries: list[dict]) -> dict:
     if any("traffic" not in s for s in summaries):
         return {}
-    return {name: _stats([get(s) for s in summaries]) for name, get in TRAFFIC_METRICS.items()}
+    out = {}
+    for name, get in TRAFFIC_METRICS.items():
+        values = [get(s) for s in summaries]
+        out[name] = None if None in values else _stats(values)  # None: a run with nothing served
+    return out
 
 
 def compare(scenario: Scenario, specs: Sequence[PolicySpec], seeds: int = 1, workers: int | None = None,
@@ -250,7 +255,7 @@ def csv_text(result: dict) -> str:
     writer.writerow(["policy"] + [f"{k}_{s}" for k, s in CSV_COLUMNS] + ["errors"])
     for label in result.get("order", list(result["policies"])):
         entry = result["policies"][label]
-        writer.writerow([label] + [repr(entry[k][s]) if k in entry else "" for k, s in CSV_COLUMNS]
+        writer.writerow([label] + [repr(entry[k][s]) if entry.get(k) is not None else "" for k, s in CSV_COLUMNS]
                         + [len(entry["errors"])])
     return buffer.getvalue()
 

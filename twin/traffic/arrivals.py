@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from twin.units import SECOND
 __all__ = ["ArrivalStream", "read_trace"]
 
 _CHUNK = 4096
+MAX_TRACE_S = 200 * 365.25 * 86400  # the longest deployment the twin simulates
 _NEVER = np.iinfo(np.int64).max
 
 
@@ -45,8 +47,8 @@ def read_trace(path: Path) -> np.ndarray:
                 t = float(row["t_s"])
             except (TypeError, ValueError):
                 raise ValueError(f"{path}, line {line}: t_s {row['t_s']!r} is not a number") from None
-            if not math.isfinite(t) or t < 0:
-                raise ValueError(f"{path}, line {line}: t_s must be finite and >= 0, got {t}")
+            if not math.isfinite(t) or not 0 <= t <= MAX_TRACE_S:
+                raise ValueError(f"{path}, line {line}: t_s must be finite and within 0 .. {MAX_TRACE_S:g} s, got {t}")
             ns = round(t * SECOND)
             if times and ns < times[-1]:
                 raise ValueError(f"{path}, line {line}: arrival times must be sorted")
@@ -54,11 +56,17 @@ def read_trace(path: Path) -> np.ndarray:
     return np.asarray(times, dtype=np.int64)
 
 
+def _periodic_time(k: int, rate: float) -> int:
+    """Arrival k of a periodic process at ``rate`` (per s): ceil(k / rate) in integer ns, exactly."""
+    num, den = Fraction(rate).as_integer_ratio()
+    return -(-k * SECOND * den // num)
+
+
 def _periods_before(t_ns: int, rate: float) -> int:
-    """Index of the first periodic arrival at or after ``t_ns``: arrival k is at
-    ceil(k * 1e15 / micro) ns (micro = rate in events per 1e6 s), which is >= t exactly when
-    k * 1e15 / micro > t - 1."""
-    return (t_ns - 1) * round(rate * 10**6) // (SECOND * 10**6) + 1
+    """Index of the first periodic arrival at or after ``t_ns``: ceil(k * 1e9 / rate) >= t exactly
+    when k * 1e9 / rate > t - 1."""
+    num, den = Fraction(rate).as_integer_ratio()
+    return (t_ns - 1) * num // (SECOND * den) + 1
 
 
 class ArrivalStream:
@@ -109,8 +117,10 @@ class ArrivalStream:
             count = int(self.rng.poisson(w.rate * span / SECOND))
         elif w.arrivals == "periodic":
             count = max(0, _periods_before(until_ns, w.rate) - _periods_before(from_ns, w.rate))
-        elif w.arrivals == "trace":
-            count = int(np.searchsorted(self.trace_ns, until_ns) - np.searchsorted(self.trace_ns, from_ns))
+        elif w.arrivals == "trace":  # the rows not yet taken (same-instant rows included), then on
+            count = int(np.searchsorted(self._buffer[self._i:], until_ns))
+            self._i += count
+            return count
         else:  # mmpp: the arrivals already drawn, then Poisson counts per stretch of the chain
             rest = self._buffer[self._i:]
             before = int(np.searchsorted(rest, until_ns))
@@ -149,8 +159,7 @@ class ArrivalStream:
         if w.arrivals == "trace":
             return
         if w.arrivals == "periodic":
-            micro = round(w.rate * 10**6)  # the k-th arrival at ceil(k / rate), exact integer arithmetic
-            self._buffer = np.array([-(-k * SECOND * 10**6 // micro) for k in range(self._k, self._k + _CHUNK)],
+            self._buffer = np.array([min(_periodic_time(k, w.rate), _NEVER) for k in range(self._k, self._k + _CHUNK)],
                                     dtype=np.int64)
             self._k += _CHUNK
             self._i = 0
@@ -161,7 +170,8 @@ class ArrivalStream:
             return
         times: list[np.ndarray] = []  # mmpp: Poisson within each constant-rate stretch
         while not times:
-            chunk = self._poisson_chunk(self._rate())
+            expected = self._rate() * (self._switch_ns - self._base) / SECOND  # arrivals left in this stretch
+            chunk = self._poisson_chunk(self._rate(), min(_CHUNK, 16 + int(2 * expected)))
             keep = chunk[chunk < self._switch_ns]
             times.append(keep)
             if len(keep) < len(chunk):  # the state changes first: restart the gaps at the switch
@@ -172,8 +182,8 @@ class ArrivalStream:
                     times.clear()
         self._buffer, self._i = times[0], 0
 
-    def _poisson_chunk(self, rate: float) -> np.ndarray:
-        gaps = self.rng.exponential(SECOND / rate, _CHUNK)
+    def _poisson_chunk(self, rate: float, size: int = _CHUNK) -> np.ndarray:
+        gaps = self.rng.exponential(SECOND / rate, size)
         offsets = self._frac + np.cumsum(gaps)
         whole = np.floor(offsets)
         out = self._base + whole.astype(np.int64)

@@ -30,11 +30,11 @@ from twin.traffic.records import AFFECTED, PREEMPTED, TrafficRecords
 from twin.traffic.parameters import PowerSchedule, Windowing, Workload
 from twin.traffic.service import ServiceModel
 
-__all__ = ["MAINTENANCE", "TRAFFIC", "ServiceUnit", "TrafficEngine", "Claim"]
+__all__ = ["POWER", "MAINTENANCE", "TRAFFIC", "ServiceUnit", "TrafficEngine", "Claim"]
 
-MAINTENANCE = -1  # priority of maintenance and power-off on a service unit (lower goes first)
+POWER = -2  # priorities on a service unit (lower goes first): power-off, maintenance, requests
+MAINTENANCE = -1
 TRAFFIC = 0
-_NEVER = np.iinfo(np.int64).max
 
 
 class ServiceUnit:
@@ -83,6 +83,7 @@ class TrafficEngine:
         self.in_system = 0
         self._last_change = 0
         self._down = [0] * len(self.units)  # maintenance holds per replica
+        self._taken = [0] * len(self.units)  # times each replica was taken for maintenance
         self._replicas_down = 0
         self.power_off = False
         self._power_on: simpy.Event | None = None
@@ -148,8 +149,8 @@ class TrafficEngine:
             if self._window_epoch != epoch:
                 return  # the window closed before this arrival: it falls in an aggregated gap
             self._arrive()
-            if self.power_off and self.power.off_arrivals == "drop":
-                self._skip_while_refused()
+            if self.power_off and (self.power.off_arrivals == "drop" or self._queue_full()):
+                self._skip_while_refused()  # nothing can enter until power returns
 
     def _queue_full(self) -> bool:
         """No room: ``queue_capacity`` requests wait, beyond those an idle server is about to take."""
@@ -160,10 +161,9 @@ class TrafficEngine:
         return len(self.queue) >= capacity + idle
 
     def _skip_while_refused(self) -> None:
-        """While the chip is off and drops requests, count the arrivals until it is back on
-        instead of generating them (exact in law for Poisson; docs/traffic.md)."""
-        if not self.power_off or self.power.off_arrivals != "drop":
-            return
+        """While the chip is off and refuses requests (drop mode, or a full queue in hold mode:
+        nothing leaves it until power returns), count the arrivals until it is back on instead of
+        generating them (exact in law; docs/traffic.md)."""
         back = next((b for a, b in self.off_intervals if a <= self.env.now < b), self.env.now)
         count = self.stream.skip(min(back, self.duration_ns), self.env.now + 1)
         if count:
@@ -180,21 +180,24 @@ class TrafficEngine:
             return
         self._count_change()
         self.in_system += 1
-        self.queue.append([now, -1 if self.outage else self.outage_epoch, 0])
+        # [arrival, outage epoch at arrival (-1: arrived in an outage), flags, replica's down count at entry]
+        self.queue.append([now, -1 if self.outage else self.outage_epoch, 0, 0])
         self._wake(self._first_stages)
 
     def _wake(self, stages: list[ServiceUnit]) -> None:
         """Wake one idle server of ``stages``, one whose tiles are free if there is one."""
         idle = [u for u in stages if u.wake is not None and not u.wake.triggered]
         if idle:
-            free = [u for u in idle if not u.resource.users and not u.resource.queue]
-            (free or idle)[0].wake.succeed()
+            up = [u for u in idle if self._down[u.replica] == 0]
+            free = [u for u in up if not u.resource.users and not u.resource.queue]
+            (free or up or idle)[0].wake.succeed()
 
     def _server(self, unit: ServiceUnit, replica: list[ServiceUnit]) -> Generator[simpy.Event, None, None]:
         env, last = self.env, unit.stage == len(replica) - 1
         queue = unit.queue
         while True:
-            if not queue:
+            if not queue or (unit.stage == 0 and self._down[unit.replica] and 0 in self._down):
+                # nothing to do, or this replica is being corrected while another is whole: leave it the work
                 unit.wake = env.event()
                 yield unit.wake
                 unit.wake = None
@@ -209,8 +212,12 @@ class TrafficEngine:
                 continue
             request = queue.popleft()
             start = env.now
-            if last and (request[1] < 0 or request[1] != self.outage_epoch):
-                request[2] |= AFFECTED  # an outage came between its arrival and this (final) start
+            if unit.stage == 0:
+                request[3] = self._taken[unit.replica]
+            if last and (request[1] < 0 or request[1] != self.outage_epoch or request[3] != self._taken[unit.replica]):
+                # an outage came between its arrival and this (final) start, or its replica was
+                # taken for maintenance while the request was inside it (pipelined)
+                request[2] |= AFFECTED
             try:
                 yield env.timeout(unit.service_ns)
                 unit.resource.release(hold)
@@ -304,8 +311,11 @@ class TrafficEngine:
         self._down[replica] += delta
         if before == 0 and delta > 0:
             self._replicas_down += 1
+            self._taken[replica] += 1
         elif self._down[replica] == 0 and delta < 0:
             self._replicas_down -= 1
+            if self.queue:
+                self._wake([self.units[replica][0]])  # back in service: take a share of the queue
         if self.outage and not was_out:
             self.outage_epoch += 1
 
@@ -325,7 +335,9 @@ class TrafficEngine:
             self.bus.emit(Power(env.now, "chip.power", False))
             if self.power.off_arrivals == "drop":
                 self._drop_queue()
-            claims = [unit.resource.request(priority=MAINTENANCE, preempt=True)
+            # Ahead of any maintenance claim already waiting (priority POWER); preempting a request
+            # in service, never a maintenance operation in progress (it completes first).
+            claims = [unit.resource.request(priority=POWER, preempt=not self._maintenance_holds(unit))
                       for replica in self.units for unit in replica]
             yield env.timeout(off_end - env.now)
             for unit, claim in zip((u for replica in self.units for u in replica), claims):
@@ -336,6 +348,10 @@ class TrafficEngine:
             self.power_off = False
             self._power_on.succeed()
             self.bus.emit(Power(env.now, "chip.power", True))
+
+    @staticmethod
+    def _maintenance_holds(unit: ServiceUnit) -> bool:
+        return any(user.priority == MAINTENANCE for user in unit.resource.users)
 
     def _drop_queue(self) -> None:
         """Power lost (``drop`` mode): the requests waiting are lost with it; those in service are
