@@ -181,7 +181,8 @@ class TrafficEngine(WindowsMixin):
             return
         self._count_change()
         self.in_system += 1
-        # [arrival, outage epoch at arrival (-1: arrived in an outage), flags, replica's down count at entry]
+        # [arrival, outage epoch at arrival (-1: arrived in an outage), flags, times its replica had been
+        #  taken for maintenance when it entered (set at its first stage)]
         self.queue.append([now, -1 if self.outage else self.outage_epoch, 0, 0])
         self._wake(self._first_stages)
 
