@@ -852,3 +852,19 @@ def test_periodic_arrivals_are_exact_at_any_rate(rate):
     got = [stream.next() for _ in range(5)]
     exact = [math.ceil(Fraction(k) * 10**9 / Fraction(rate)) for k in range(5)]
     assert got == exact
+
+
+@pytest.mark.parametrize("layers", ["sequential", "pipelined"])
+def test_a_replica_under_maintenance_does_not_stretch_the_queue_capacity(layers):
+    """Two replicas, capacity 2, replica 1 held while 10 requests arrive 100 ns apart: the
+    queue never holds more than 2, and only replica 0 serves (1 in service + 2 waiting)."""
+    env, engine = make_engine(service(10), 1_000_000, trace_ns=np.arange(0, 1000, 100, dtype=np.int64),
+                              queue_capacity=2, replicas=2, layers=layers)
+    engine.start()
+    env.process(hold(env, engine, 1, 0, 50_000))
+    longest = 0
+    while env.peek() < 1_000_000:
+        env.step()
+        longest = max(longest, len(engine.queue))
+    figures = finish(env, engine, 1_000_000)
+    assert longest == 2 and figures["requests"]["served"] == 3 and figures["requests"]["dropped"] == 7

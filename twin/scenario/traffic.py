@@ -80,17 +80,17 @@ def check_traffic(traffic: TrafficConfig, duration_ns: int) -> None:
         raise field_error("traffic.windows.mode", f"a full simulation of {duration_label(duration_ns)} would "
                           f"simulate about {expected:,.0f} requests, more than max_requests = {limit:,}: "
                           "use mode: windowed (or auto)")
+    power = PowerSchedule(**{k: getattr(traffic.power, k) for k in PowerConfig.model_fields} | {
+        "intervals": tuple(tuple(i) for i in traffic.power.intervals)})
+    off = power.off_intervals(duration_ns)
     if traffic.arrivals == "mmpp":
         simulated = duration_ns if not traffic.windowed(duration_ns) else \
-            windows.steady * (windows.warmup + windows.length)
+            windows.steady * (windows.warmup + windows.length) + sum(b - a for a, b in off)  # outages: in windows
         switches = 2 * simulated / (traffic.calm_mean + traffic.burst_mean)
         if switches > limit:
             raise field_error("traffic.calm_mean", f"the burst process would change state about {switches:,.0f} "
                               f"times in the simulated time, more than max_requests = {limit:,}: use longer "
                               "calm_mean / burst_mean")
-    power = PowerSchedule(**{k: getattr(traffic.power, k) for k in PowerConfig.model_fields} | {
-        "intervals": tuple(tuple(i) for i in traffic.power.intervals)})
-    off = power.off_intervals(duration_ns)
     if off and power.off_arrivals == "hold" and traffic.queue_capacity is None and traffic.arrivals != "trace":
         longest = max(b - a for a, b in off)
         held = expected * longest / duration_ns

@@ -158,7 +158,8 @@ class TrafficEngine(WindowsMixin):
         capacity = self.workload.queue_capacity
         if capacity is None or len(self.queue) < capacity:
             return False
-        idle = sum(1 for u in self._first_stages if u.wake is not None and not u.wake.triggered)
+        idle = sum(1 for u in self._first_stages if u.wake is not None and not u.wake.triggered
+                   and (self._down[u.replica] == 0 or 0 not in self._down))  # ... and would take one
         return len(self.queue) >= capacity + idle
 
     def _skip_while_refused(self) -> None:
@@ -190,9 +191,10 @@ class TrafficEngine(WindowsMixin):
         """Wake one idle server of ``stages``, one whose tiles are free if there is one."""
         idle = [u for u in stages if u.wake is not None and not u.wake.triggered]
         if idle:
+            def free(units: list[ServiceUnit]) -> list[ServiceUnit]:
+                return [u for u in units if not u.resource.users and not u.resource.queue]
             up = [u for u in idle if self._down[u.replica] == 0]
-            free = [u for u in up if not u.resource.users and not u.resource.queue]
-            (free or up or idle)[0].wake.succeed()
+            (free(up) or up or free(idle) or idle)[0].wake.succeed()
 
     def _server(self, unit: ServiceUnit, replica: list[ServiceUnit]) -> Generator[simpy.Event, None, None]:
         env, last = self.env, unit.stage == len(replica) - 1
