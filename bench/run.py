@@ -43,6 +43,16 @@ else:
 """
 
 
+def best(fn, repeats: int) -> float:
+    """Best-of-``repeats`` wall seconds of ``fn()``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def machine_baseline() -> float:
     """Seconds for a fixed numpy workload (best of 5)."""
     rng = np.random.default_rng(0)
@@ -92,16 +102,8 @@ def read_throughput(n: int = 1 << 21, repeats: int = 7) -> dict:
         sigma = q * np.sqrt(np.log((age + t0 + t_read) / (2 * t_read))).astype(np.float32)
         return np.maximum(g_drift + np.abs(g_drift) * sigma * rng.standard_normal(n, dtype=np.float32), 0)
 
-    def best(fn) -> float:
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    twin_s = best(lambda: devices.read(DAY, generator))
-    numpy_s = best(bare_numpy)
+    twin_s = best(lambda: devices.read(DAY, generator), repeats)
+    numpy_s = best(bare_numpy, repeats)
     return {"devices": n, "twin_devices_per_s": n / twin_s, "numpy_devices_per_s": n / numpy_s,
             "ratio": numpy_s / twin_s}
 
@@ -171,15 +173,7 @@ def traffic_throughput(n: int = 200_000, repeats: int = 3) -> dict:
         env.process(serve())
         env.run(until=duration)
 
-    def best(fn) -> float:
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    twin_s, bare_s = best(twin_engine), best(bare_simpy)
+    twin_s, bare_s = best(twin_engine, repeats), best(bare_simpy, repeats)
     return {"requests": n, "twin_requests_per_s": n / twin_s, "bare_simpy_requests_per_s": n / bare_s,
             "ratio": bare_s / twin_s}
 

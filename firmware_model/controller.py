@@ -17,7 +17,10 @@ from firmware_model.interface import (Command, FirmwareConfig, Halt, Load, Obser
                                       Probe, ProbeReading, Program, ProgramReport, Wait)
 from firmware_model.policies import Policy
 
-__all__ = ["State", "Controller", "Transition"]
+__all__ = ["State", "Controller", "Transition", "MAX_DEFER_CHECKS"]
+
+MAX_DEFER_CHECKS = 10_000_000  # the defaults (1 h, re-checked every 1 ms) take 3.6 million
+"""Queue re-checks one deferred campaign may take (bounds the work a deferral makes the chip do)."""
 
 
 class State(str, Enum):
@@ -89,6 +92,9 @@ class Controller:
             raise ValueError('"correction_tolerance" must be in (0, 0.5].')
         if self.defer_queue is not None and self.defer_queue < 0:
             raise ValueError('"defer_queue" must be >= 0.')
+        if self.defer_queue is not None and self.max_defer // self.defer_recheck > MAX_DEFER_CHECKS:
+            raise ValueError(f'"defer_recheck": max_defer / defer_recheck exceeds {MAX_DEFER_CHECKS:,} looks at '
+                             "the queue per deferred campaign; re-check less often")
         self._decoder = make_decoder(self.decoder)
 
     # ------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ RULES = [
                          "twin.scenario.derive", "twin.scenario.quantities", "twin.scenario.traffic"],
      {"torch", "simpy", "twin.chip.chip", "twin.toolchain.training", "twin.study", "twin.report", "twin.cli"}),
     ("report", layer_modules("twin.report"), {"twin.cli", "twin.study"}),
-    ("foundations", ["twin.units", "twin.params", "twin.atomic", "twin.intervals"],
+    ("foundations", ["twin.units", "twin.params", "twin.atomic", "twin.intervals", "twin.seeding"],
      {"torch", "simpy", "pydantic", "numpy", "twin.device", "twin.toolchain", "twin.chip", "twin.scenario"}),
     ("study and facade", layer_modules("twin.study") + ["twin.simulate"], {"twin.cli"}),
 ]

@@ -114,3 +114,15 @@ def test_compare_shows_traffic_metrics(tmp_path):
                    "energy_per_inference_j_mean", "tops_per_w_mean"):
         assert rows["periodic"][column] and rows["gdc"][column], column
     assert float(rows["gdc"]["availability_requests_mean"]) >= float(rows["periodic"]["availability_requests_mean"])
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (["policy.defer_queue=5", "policy.max_defer=1 s", "policy.defer_recheck=1 ns"], "policy.defer_recheck"),
+    (["traffic.windows.tail=1 h"], "traffic.windows.tail"),
+    (["policy.defer_queue=5"], "policy.max_defer"),  # 1 h of deferral at 20,000/s in one window
+    (["traffic.arrivals=mmpp", "traffic.calm_mean=1 us", "traffic.burst_mean=1 us"], "traffic.calm_mean"),
+])
+def test_traffic_work_is_bounded_at_validate_time(overrides, field):
+    from twin.scenario.schema import ScenarioError
+    with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
+        load_scenario("scenarios/traffic.yaml", overrides)

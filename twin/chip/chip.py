@@ -11,7 +11,6 @@ outside), and no test set: that lives in the accuracy observer.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from twin.chip.pulse_generator import Granularity, PulseGenerator
 from twin.chip.tile import CrossbarTile, Service
 from twin.device.pcm import DeviceArray
 from twin.device.program_verify import PulseParameters
+from twin.seeding import named_seed
 
 __all__ = ["CountingEnvironment", "Chip", "ChipLayout", "stream"]
 
@@ -46,8 +46,7 @@ class CountingEnvironment(simpy.Environment):
 
 def stream(seed: int, name: str) -> torch.Generator:
     """An independent generator per purpose, so that e.g. evaluation never shifts chip draws."""
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+    return torch.Generator().manual_seed(named_seed(seed, name) & (2**63 - 1))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.chip.ledger import ENERGY_COMPONENTS, maintenance_energy
-from twin.report.traffic import service_rows, summary_number, traffic_summary
+from twin.report.traffic import finite_or_null, service_rows, traffic_summary
 from twin.units import SECOND
 
 __all__ = ["Result", "SCHEMA_VERSION", "collect", "campaign_rows", "versions"]
@@ -137,7 +137,7 @@ def collect(assembly, wall_s: float) -> Result:
         "displaced_devices": obs.scoring.displaced_now(),
         "faulty_devices": int(sum(len(v) for v in chip.controller.faulty.values())),
         "availability": {"time": obs.availability.availability(chip.duration_ns),
-                         "requests": None if chip.traffic is None else summary_number(
+                         "requests": None if chip.traffic is None else finite_or_null(
                              chip.traffic.figures["availability_requests"])},
         "longest_unavailability_s": obs.availability.longest_unavailability_ns(chip.duration_ns) / SECOND,
         "chip": {"tiles": layout.tiles, "mapped_tiles": layout.mapped_tiles, "rows": layout.rows,

@@ -8,7 +8,7 @@ import math
 from twin.chip.ledger import INFERENCE_COMPONENTS, maintenance_energy
 from twin.units import SECOND
 
-__all__ = ["traffic_summary", "service_rows", "summary_number"]
+__all__ = ["traffic_summary", "service_rows", "finite_or_null"]
 
 
 def _per(total_j: float, inferences: float) -> float:
@@ -34,7 +34,7 @@ def traffic_summary(chip, energy_j: dict[str, float]) -> dict:
     capacity = workload.replicas * SECOND / service.bottleneck_ns if workload.layers == "pipelined" \
         else workload.replicas * SECOND / service.sequential_ns
     off_ns = engine.duration_ns - engine.on_time_ns()
-    return _finite_or_null({
+    return finite_or_null({
         "service": {"request_s": service.sequential_ns / SECOND, "inference_s": service.inference_ns / SECOND,
                     "bottleneck_stage_s": service.bottleneck_ns / SECOND, "capacity_rps": capacity,
                     "offered_load": (workload.mean_rate if workload.arrivals != "trace"
@@ -60,16 +60,12 @@ def traffic_summary(chip, energy_j: dict[str, float]) -> dict:
     })
 
 
-def summary_number(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _finite_or_null(value):
+def finite_or_null(value):
     """NaN (nothing served, or not measured in windowed mode) and infinities become null: strict JSON."""
     if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
+        return {k: finite_or_null(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite_or_null(v) for v in value]
+        return [finite_or_null(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

@@ -28,6 +28,7 @@ from twin.toolchain.specs import ARCHITECTURE_DATASET, NetworkSpec, TileGeometry
 from twin.scenario.loader import ScenarioError, absolute_path, apply_overrides, parse_yaml
 from twin.scenario.policies import POLICY_NAMES, NonePolicy, PeriodicPolicy, Policy, ThresholdPolicy
 from twin.scenario.traffic import TrafficConfig, check_traffic
+from firmware_model.controller import MAX_DEFER_CHECKS
 from twin.units import SECOND, YEAR, duration_label
 
 __all__ = [
@@ -204,6 +205,9 @@ class Scenario(_Config):
         if self.traffic is not None:
             check_traffic(self.traffic, self.duration)
             defer = getattr(self.policy, "defer_queue", None)
+            if defer is not None and self.policy.max_defer // self.policy.defer_recheck > MAX_DEFER_CHECKS:
+                raise field_error("policy.defer_recheck", f"max_defer / defer_recheck exceeds {MAX_DEFER_CHECKS:,} "
+                                  "looks at the queue per deferred campaign; re-check less often")
             if defer is not None and self.traffic.windowed(self.duration):
                 held = self.traffic.expected_requests(self.duration) * self.policy.max_defer / self.duration
                 if held > self.traffic.windows.max_requests // 10:

@@ -72,6 +72,10 @@ def check_traffic(traffic: TrafficConfig, duration_ns: int) -> None:
         if windows.steady * span > duration_ns // 10:
             raise field_error("traffic.windows.steady", f"{windows.steady} windows of {duration_label(span)} "
                               f"cover more than 10% of {duration_label(duration_ns)}: use mode: full")
+        around = expected * (windows.warmup + windows.tail) / duration_ns  # added to every maintenance window
+        if around > limit // 10:
+            raise field_error("traffic.windows.tail", f"warm-up and tail of one maintenance window would simulate "
+                              f"about {around:,.0f} requests, more than a tenth of max_requests = {limit:,}")
         steady = expected * windows.steady * span / duration_ns
         if steady > limit // 2:
             raise field_error("traffic.windows.length", f"the steady windows alone would simulate about "

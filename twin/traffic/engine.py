@@ -112,9 +112,6 @@ class TrafficEngine(WindowsMixin):
                 for tile in unit.tiles:
                     self._unit_of_tile[tile] = unit
 
-    def unit_of(self, tile: int) -> ServiceUnit | None:
-        return self._unit_of_tile.get(tile)
-
     @property
     def outage(self) -> bool:
         """No complete replica can serve (maintenance on every replica, or the chip is off)."""
@@ -272,13 +269,12 @@ class TrafficEngine(WindowsMixin):
         self._last_change = now
 
     # --- maintenance ---------------------------------------------------------------------------
-    def claim(self, tile: int, preempt_traffic: bool | None = None) -> Generator[simpy.Event, None, Claim | None]:
+    def claim(self, tile: int) -> Generator[simpy.Event, None, Claim | None]:
         """Take ``tile``'s service unit away from traffic for maintenance (None: not a served tile)."""
         unit = self._unit_of_tile.get(tile)
         if unit is None:
             return None
-        preempt = self.workload.maintenance == "preempt" if preempt_traffic is None else preempt_traffic
-        request = unit.resource.request(priority=MAINTENANCE, preempt=preempt)
+        request = unit.resource.request(priority=MAINTENANCE, preempt=self.workload.maintenance == "preempt")
         yield request
         self._replica_down(unit.replica, +1)
         if self.queue and len(self.units) > 1:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import simpy
 
 from twin.chip.events import EventBus
+from twin.seeding import named_seed
 from twin.traffic.engine import TrafficEngine
 from twin.traffic.parameters import PowerSchedule, Windowing, Workload
 from twin.traffic.service import ServiceModel
@@ -18,8 +18,7 @@ __all__ = ["TrafficSetup", "traffic_rng"]
 
 def traffic_rng(seed: int, name: str = "traffic") -> np.random.Generator:
     """The named, seeded generator of the arrivals and window placement (never global state)."""
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    return np.random.default_rng(named_seed(seed, name))
 
 
 @dataclass(frozen=True)
