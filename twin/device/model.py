@@ -9,7 +9,7 @@ generator.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 
@@ -19,6 +19,7 @@ __all__ = ["DeviceModel"]
 @runtime_checkable
 class DeviceModel(Protocol):
     levels: int  # K: level k sits at k * g_max / K
+    STATE_FIELDS: ClassVar[tuple[str, ...]]  # every per-device state tensor (what a snapshot saves)
 
     @property
     def size(self) -> int: ...
@@ -29,8 +30,10 @@ class DeviceModel(Protocol):
     def level_conductance(self, level: torch.Tensor) -> torch.Tensor:
         """Nominal conductance of each level."""
 
-    def read(self, now_ns: int, generator: torch.Generator, index: torch.Tensor | None = None) -> torch.Tensor:
-        """Read at a time: the conductance the periphery senses now (drift and read noise)."""
+    def read(self, now_ns: int, generator: torch.Generator, index: torch.Tensor | None = None,
+             commit: bool = True) -> torch.Tensor:
+        """Read at a time: the conductance the periphery senses now (drift and read noise).
+        ``commit=False``: an observer's read, drawn given the devices' history, leaving it untouched."""
 
     def expected_conductance(self, now_ns: int, index: torch.Tensor | None = None) -> torch.Tensor:
         """The noise-free conductance now (what a pulse acts on)."""
@@ -38,8 +41,9 @@ class DeviceModel(Protocol):
     def pulse_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """The pulse step's randomness: ``n`` standard draws scaled by the device's programming noise."""
 
-    def verify_read(self, g: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """A read right after a pulse left the device at ``g``."""
+    def verify_read(self, g: torch.Tensor, generator: torch.Generator, reads: int = 1) -> torch.Tensor:
+        """A read right after a pulse left the device at ``g``; with ``reads`` > 1 the mean of
+        that many back-to-back reads (their noise is correlated: averaging helps little)."""
 
     def commit(self, index: torch.Tensor, g: torch.Tensor, g_target: torch.Tensor, now_ns: int,
                generator: torch.Generator) -> None:

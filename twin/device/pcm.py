@@ -9,20 +9,30 @@ programmed at different times drift independently.
 
 State lives in :class:`DeviceArray` as flat torch tensors (one entry per device), so the
 same code runs on the CPU or, later, on a cuda device.
+
+Read noise (``PCMParameters.read_noise_model``): ``"correlated"`` (default) makes each device's
+1/f noise a process in time (:mod:`twin.device.read_noise`) whose marginal at any single read is
+aihwkit's; ``"independent"`` draws it afresh on every read, aihwkit's snapshot (docs/physics.md).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
 from twin.device.parameters import PCMParameters
+from twin.device.read_noise import CorrelatedReadNoise
 from twin.units import SECOND
 
 __all__ = ["PCMParameters", "PCMStatistics", "DeviceArray"]
 
 _ZERO_CLIP = 1e-7  # aihwkit's floor on g/g_max inside the log of the drift-exponent fit
+NO_SAMPLE = torch.iinfo(torch.int64).min
+"""``DeviceArray.noise_t_ns`` of a device read by no committed read since its programming."""
+_CHUNK = 1 << 16  # devices per block of the correlated read (bounds the (n, J) temporaries)
 
 
 class PCMStatistics:
@@ -30,6 +40,8 @@ class PCMStatistics:
 
     def __init__(self, params: PCMParameters | None = None) -> None:
         self.params = params or PCMParameters()
+        self.read_noise = (CorrelatedReadNoise(self.params.t_read_s)
+                           if self.params.read_noise_model == "correlated" else None)
 
     def programming_sigma(self, g_target: torch.Tensor) -> torch.Tensor:
         """sigma_prog(gT) = c0 + c1 x + c2 x^2 with x = gT/g_max, floored at 0 (uS)."""
@@ -72,26 +84,30 @@ class PCMStatistics:
         g_rel = (g_prog.abs() / self.params.g_max_us) ** 0.65
         return (0.0088 / g_rel.clamp(min=1e-3)).clamp(max=0.2)
 
-    def read_noise_sigma(self, g_prog: torch.Tensor, age_s: torch.Tensor) -> torch.Tensor:
-        """Relative 1/f read-noise std: Qs sqrt(ln((age + t0 + t_read) / (2 t_read))).
+    def read_noise_log_term(self, age_s: torch.Tensor) -> torch.Tensor:
+        """L = ln((age + t0 + t_read) / (2 t_read)), clamped at 0 (float64).
 
         aihwkit evaluates the log at t = t_inference + t0, so a read right after
         programming already carries the noise accumulated over t0; kept identical.
         """
         p = self.params
         t = age_s.to(torch.float64) + p.t0_s
-        log_term = torch.log((t + p.t_read_s) / (2 * p.t_read_s)).clamp(min=0.0)
-        return self.read_noise_q(g_prog) * torch.sqrt(log_term).to(g_prog.dtype)
+        return torch.log((t + p.t_read_s) / (2 * p.t_read_s)).clamp(min=0.0)
+
+    def read_noise_sigma(self, g_prog: torch.Tensor, age_s: torch.Tensor) -> torch.Tensor:
+        """Relative 1/f read-noise std: Qs sqrt(ln((age + t0 + t_read) / (2 t_read)))."""
+        return self.read_noise_q(g_prog) * torch.sqrt(self.read_noise_log_term(age_s)).to(g_prog.dtype)
 
     def read(self, g_prog: torch.Tensor, nu: torch.Tensor, age_s: torch.Tensor,
-             generator: torch.Generator) -> torch.Tensor:
-        """One read of drifted devices: G_prog * drift + |G_drift| * sigma_read * N(0,1), >= 0.
+             generator: torch.Generator, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """One read of drifted devices: G_prog * drift + |G_drift| * sigma_read * z, >= 0.
 
-        The 1/f noise is drawn afresh on every call: a snapshot at that age, as in aihwkit
-        (see docs/physics.md for what this means for repeated reads).
+        ``z``: ``noise`` (standard normal at any single time, e.g. the correlated process of
+        :class:`DeviceArray`) or, when None, drawn afresh: a snapshot at that age, as aihwkit.
         """
         g_drift = g_prog * self.drift_factor(nu, age_s)
-        noise = torch.randn(g_prog.shape, generator=generator, dtype=g_prog.dtype, device=g_prog.device)
+        if noise is None:
+            noise = torch.randn(g_prog.shape, generator=generator, dtype=g_prog.dtype, device=g_prog.device)
         sigma = self.params.read_noise_scale * self.read_noise_sigma(g_prog, age_s)
         return (g_drift + g_drift.abs() * sigma * noise).clamp(min=0.0)
 
@@ -106,8 +122,14 @@ class DeviceArray:
     ``t_prog_ns``: simulation time (integer ns) of that programming, so the drift age of a
     device is ``now - t_prog_ns``, exact to the nanosecond over any deployment. Keeping an
     age rather than a time lets temperature accelerate ageing per tile later without
-    changing the closed form.
+    changing the closed form;
+    ``noise_components``: (size, J) float32, the J 1/f components of the read noise at the last
+    committed read (J = 0 with ``read_noise_model="independent"``);
+    ``noise_t_ns``: time of that read, :data:`NO_SAMPLE` where none since programming.
+    :attr:`STATE_FIELDS` names every per-device state tensor (what a snapshot saves).
     """
+
+    STATE_FIELDS: ClassVar[tuple[str, ...]] = ("g_prog", "nu", "t_prog_ns", "noise_components", "noise_t_ns")
 
     levels: int
     statistics: PCMStatistics
@@ -115,6 +137,8 @@ class DeviceArray:
     g_prog: torch.Tensor = field(init=False)
     nu: torch.Tensor = field(init=False)
     t_prog_ns: torch.Tensor = field(init=False)
+    noise_components: torch.Tensor = field(init=False)
+    noise_t_ns: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         if self.levels < 1:
@@ -129,6 +153,10 @@ class DeviceArray:
         self.g_prog = torch.zeros(n, dtype=torch.float32, device=device)
         self.nu = torch.zeros(n, dtype=torch.float32, device=device)
         self.t_prog_ns = torch.zeros(n, dtype=torch.int64, device=device)
+        model = self.statistics.read_noise
+        self.noise_components = torch.zeros((n, 0 if model is None else model.components), dtype=torch.float32,
+                                            device=device)
+        self.noise_t_ns = torch.full((n,), NO_SAMPLE, dtype=torch.int64, device=device)
 
     @classmethod
     def unprogrammed(cls, levels: int, statistics: PCMStatistics, size: int) -> DeviceArray:
@@ -163,6 +191,12 @@ class DeviceArray:
         self.g_prog[sel] = self.statistics.program(target, generator)
         self.nu[sel] = self.statistics.drift_exponents(target, generator)
         self.t_prog_ns[sel] = int(now_ns)
+        self._restart_noise(sel)
+
+    def _restart_noise(self, sel) -> None:
+        """Programming restarts the 1/f process: no sample since; the next read draws the marginal."""
+        self.noise_components[sel] = 0.0
+        self.noise_t_ns[sel] = NO_SAMPLE
 
     def age_ns(self, now_ns: int, index: torch.Tensor | None = None) -> torch.Tensor:
         """Exact integer drift age of each device at ``now_ns``."""
@@ -178,11 +212,62 @@ class DeviceArray:
         whole = torch.div(age, SECOND, rounding_mode="floor")
         return whole.to(torch.float64) + (age - whole * SECOND).to(torch.float64) / SECOND
 
-    def read(self, now_ns: int, generator: torch.Generator, index: torch.Tensor | None = None) -> torch.Tensor:
-        """Drifted, noisy conductances (uS) at ``now_ns`` of all devices or of ``index``."""
+    def read(self, now_ns: int, generator: torch.Generator, index: torch.Tensor | None = None,
+             commit: bool = True) -> torch.Tensor:
+        """Drifted, noisy conductances (uS) at ``now_ns`` of all devices or of ``index``.
+
+        ``commit=True``: the read's noise becomes the devices' history (the chip's probe and
+        program-and-verify). ``commit=False``: a draw from the noise's distribution given the
+        committed history, state untouched (an observer; several such draws at one instant are
+        independent given the history). A read before a device's last committed read raises
+        ValueError; one at the same nanosecond is taken one ``t_read`` later (a read cannot
+        repeat faster than its own pulse).
+        """
         g_prog = self.g_prog if index is None else self.g_prog[index]
         nu = self.nu if index is None else self.nu[index]
-        return self.statistics.read(g_prog, nu, self.age_s(now_ns, index), generator)
+        age_s = self.age_s(now_ns, index)
+        noise = self._read_noise(int(now_ns), age_s, generator, index, commit)
+        return self.statistics.read(g_prog, nu, age_s, generator, noise)
+
+    def _read_noise(self, now_ns: int, age_s: torch.Tensor, generator: torch.Generator,
+                    index: torch.Tensor | None, commit: bool) -> torch.Tensor | None:
+        """The standardised correlated noise of the read (None: independent, drawn by the caller)."""
+        if index is not None and index.dtype != torch.long:  # a mask or int32 indices: positions
+            index = torch.nonzero(index).squeeze(1) if index.dtype == torch.bool else index.long()
+        last = self.noise_t_ns if index is None else self.noise_t_ns[index]
+        fresh = last == NO_SAMPLE
+        dt_ns = torch.where(fresh, 0, now_ns - last)
+        if bool((dt_ns < 0).any()):
+            raise ValueError("cannot read a device before its last committed read (its noise is a process in time)")
+        sel = slice(None) if index is None else index
+        model = self.statistics.read_noise
+        if model is None:
+            if commit:
+                self.noise_t_ns[sel] = now_ns
+            return None
+        p = self.statistics.params
+        # A read at the same ns as the last committed one is taken t_read later: the components step
+        # by t_read; L/V stays at the nominal time (off by t_read / t < 1e-8, relative).
+        dt_s = torch.where(dt_ns == 0, p.t_read, dt_ns).to(torch.float64) / SECOND
+        t_s = age_s + p.t0_s
+        n = t_s.numel()
+        z = torch.empty(n, dtype=torch.float32, device=t_s.device)
+        state = self.noise_components
+        for start in range(0, n, _CHUNK):
+            part = slice(start, min(start + _CHUNK, n))
+            rows = None if index is None else index[part]
+            y = state[part] if rows is None else state.index_select(0, rows)
+            if not commit:  # nothing to keep: one normal per device (the law of step's z given y)
+                z[part] = model.conditional(y, t_s[part], dt_s[part], fresh[part], generator)
+                continue
+            y, z[part] = model.step(y, t_s[part], dt_s[part], fresh[part], generator)
+            if commit and rows is None:
+                state[part] = y
+            elif commit:
+                state.index_copy_(0, rows, y)
+        if commit:
+            self.noise_t_ns[sel] = now_ns
+        return z
 
     def expected_conductance(self, now_ns: int, index: torch.Tensor | None = None) -> torch.Tensor:
         """Noise-free drifted conductance (for diagnostics; the firmware never sees this)."""
@@ -196,10 +281,26 @@ class DeviceArray:
         noise = torch.randn(n, generator=generator, dtype=torch.float32, device=self.g_prog.device)
         return noise * self.statistics.params.prog_noise_scale
 
-    def verify_read(self, g: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """A verify read right after a pulse: the read noise of a freshly programmed device."""
-        zeros = torch.zeros_like(g)
-        return self.statistics.read(g, zeros, zeros, generator)
+    def verify_read(self, g: torch.Tensor, generator: torch.Generator, reads: int = 1) -> torch.Tensor:
+        """A verify read right after a pulse left the device at ``g``: no drift, the read noise of
+        a freshly programmed device (age 0: the pulse restarts the 1/f process). ``reads`` > 1:
+        the mean of that many back-to-back reads t_read apart (correlated: averaging removes only
+        the fast components; independent: each read a fresh draw)."""
+        if reads < 1:
+            raise ValueError('"reads" must be >= 1')
+        stats, model = self.statistics, self.statistics.read_noise
+        if reads == 1:  # one read of a fresh process keeps nothing: its marginal is the snapshot's
+            zeros = torch.zeros_like(g)
+            return stats.read(g, zeros, zeros, generator)
+        p = stats.params
+        if model is None:
+            spread = torch.randn((g.numel(), reads), generator=generator, dtype=torch.float32, device=g.device)
+            spread = spread * math.sqrt(stats.read_noise_log_term(torch.zeros(1)).item())  # age 0, Qs apart
+        else:
+            spread = model.burst(g.numel(), p.t0_s, reads, generator)
+        g = g.to(torch.float32)
+        relative = (p.read_noise_scale * stats.read_noise_q(g)).unsqueeze(1) * spread
+        return (g.unsqueeze(1) + g.abs().unsqueeze(1) * relative).clamp(min=0.0).mean(1)
 
     def commit(self, index: torch.Tensor, g: torch.Tensor, g_target: torch.Tensor, now_ns: int,
                generator: torch.Generator) -> None:
@@ -207,4 +308,5 @@ class DeviceArray:
         self.g_prog[index] = g.to(self.g_prog.dtype)
         self.nu[index] = self.statistics.drift_exponents(g_target, generator).to(self.nu.dtype)
         self.t_prog_ns[index] = int(now_ns)
+        self._restart_noise(index)
 

@@ -3,12 +3,14 @@
 One :class:`ProgramVerifySession` programs a set of devices towards target conductances.
 Each :meth:`ProgramVerifySession.step` is one round: every still-active device gets one
 pulse chosen from its last verify read (RESET when it read above the band, partial-SET when
-below), then the pulsed devices are read once and those inside the band stop. The session
-does no timing: a SimPy process elsewhere calls ``step()`` once per round and turns the
-returned :class:`RoundOutcome` (pulse and read counts) into a delay.
+below), then the pulsed devices are read (``verify_reads`` reads averaged, each one counted)
+and those inside the band stop. The session does no timing: a SimPy process elsewhere calls
+``step()`` once per round and turns the returned :class:`RoundOutcome` (pulse and read counts)
+into a delay.
 
 The pulse model is not published (docs/program-verify.md): a partial-SET adds
-max(N(mean, std), 0) uS, a RESET puts the device at max(N(mean, std), 0) uS. Its defaults
+max(N(mean, std), 0) uS (``partial_set_step_mode = "adaptive"``: mean and std shrink with the gap
+left at the last verify read), a RESET puts the device at max(N(mean, std), 0) uS. Its defaults
 were calibrated so that the final spread from the RESET state reproduces aihwkit's
 programming-noise fit sigma_prog(gT), the spread IBM measured after *their* iterative
 P&V. The verify read uses the model's read noise of a freshly programmed device.
@@ -36,8 +38,9 @@ class RoundOutcome:
 
     partial_set: int  # partial-SET pulses applied
     reset: int  # RESET pulses applied
-    verify_devices: int  # devices read (round 1 without from_reset includes the initial read of all)
-    verify_rows: int  # (tile, sign, row) lines driven by those reads, one pass per line
+    verify_devices: int  # device reads: verify_reads per verified device (round 1 without from_reset
+    #                      also includes the single initial read of all)
+    verify_rows: int  # (tile, sign, row) line passes of those reads: verify_reads per line verified
     active_after: int  # devices still being programmed
 
 
@@ -111,6 +114,21 @@ class ProgramVerifySession:
     def _prog_noise(self, n: int) -> torch.Tensor:
         return self.devices.pulse_noise(n, self.generator)
 
+    def _partial_set_step(self, idx: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The conductance each partial-SET of ``idx`` adds, from its standard draws ``noise``.
+
+        ``fixed``: max(N(mean, std), 0), the calibrated step. ``adaptive``: the mean is the gap
+        the last verify read left, times the gain, clamped to [floor, full step]; the spread
+        keeps the full step's relative spread (std * mean_adaptive / mean). Same draws either way.
+        """
+        p = self.params
+        if p.partial_set_step_mode == "fixed":
+            return (p.partial_set_step_mean_us + p.partial_set_step_std_us * noise).clamp(min=0.0)
+        gap = self.g_target[idx] - self.last_read[idx]
+        mean = (p.adaptive_step_gain * gap).clamp(min=p.adaptive_step_min_us, max=p.partial_set_step_mean_us)
+        std = p.partial_set_step_std_us * (mean / p.partial_set_step_mean_us)
+        return (mean + std * noise).clamp(min=0.0)
+
     def _retire(self, idx: torch.Tensor, converged: bool) -> None:
         self.active[idx] = False
         if converged:
@@ -147,7 +165,7 @@ class ProgramVerifySession:
         r = self._prog_noise(n_reset)
         self.g_true[reset_idx] = (p.reset_g_mean_us + p.reset_g_std_us * r).clamp(min=0.0)
         s = self._prog_noise(n_set)
-        self.g_true[set_idx] += (p.partial_set_step_mean_us + p.partial_set_step_std_us * s).clamp(min=0.0)
+        self.g_true[set_idx] += self._partial_set_step(set_idx, s)
         self.pulses_per_device[act] += 1
         self.partial_set_total += n_set
         self.reset_total += n_reset
@@ -157,10 +175,11 @@ class ProgramVerifySession:
         self._retire(act[target == 0], converged=True)
         read_idx = act[target != 0]
         if read_idx.numel():
-            reading = self.devices.verify_read(self.g_true[read_idx], self.generator)
+            reading = self.devices.verify_read(self.g_true[read_idx], self.generator, reads=p.verify_reads)
             self.last_read[read_idx] = reading
-            verify_devices += int(read_idx.numel())
-            verify_rows += self._rows(read_idx)
+            # Every one of the verify_reads back-to-back reads is a read: a pass per line, a sense per device.
+            verify_devices += p.verify_reads * int(read_idx.numel())
+            verify_rows += p.verify_reads * self._rows(read_idx)
             hit = (reading - self.g_target[read_idx]).abs() <= self._band[read_idx]
             self._retire(read_idx[hit], converged=True)
             # Out of budget: stop, not converged.
