@@ -7,7 +7,7 @@ import pytest
 
 from twin.toolchain.readout import accuracy_over_time
 from twin.toolchain.aihwkit_bridge import aihwkit_accuracy
-from twin.toolchain.deploy import deploy_single_pair
+from twin.toolchain.deploy import deploy_analog
 from twin.toolchain.mapping import TileGeometry
 from twin.units import DAY, HOUR, SECOND
 
@@ -17,7 +17,7 @@ REPEATS = 12
 @pytest.mark.parametrize("t_ns", [HOUR, DAY])
 def test_twin_matches_aihwkit_within_two_standard_errors(trained, digits, t_ns):
     x, y = digits.x_test, digits.y_test
-    deployment = deploy_single_pair(trained.model, TileGeometry())
+    deployment = deploy_analog(trained.model, TileGeometry())
     ours = accuracy_over_time(deployment, x, y, [t_ns], repeats=REPEATS, seed=100)[0].accuracy
     theirs = float(np.mean(aihwkit_accuracy(trained.model, x, y, [t_ns / SECOND], REPEATS, seed=200)[t_ns / SECOND]))
     n = REPEATS * y.numel()

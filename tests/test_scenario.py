@@ -118,14 +118,15 @@ def test_defaults_match_documented_values():
     d = Scenario(name="x").resolved_dict()
     assert d["schema_version"] == 1 and d["seed"] == 0 and d["duration"] == "1 y" and d["description"] == ""
     assert d["chip"] | {"device": None, "pulse_generator": None} == {
-        "tiles": "auto", "rows": 256, "cols": 256, "levels": 8, "g_max_us": 25.0, "reference_cells": 64,
-        "digital_lanes": 256, "device": None, "pulse_generator": None}
+        "tiles": "auto", "rows": 256, "cols": 256, "levels": 8, "encoding": "levels", "g_max_us": 25.0,
+        "reference_cells": 64, "digital_lanes": 256, "device": None, "pulse_generator": None}
     assert d["chip"]["device"] == {"prog_noise_scale": 1.0, "read_noise_scale": 1.0, "drift_scale": 1.0,
-                                   "t0": "20 s", "t_read": "250 ns"}
+                                   "t0": "20 s", "t_read": "250 ns", "read_noise_model": "correlated"}
     assert d["chip"]["pulse_generator"] == {
         "channels": 16, "partial_set_step_mean_us": 3.0, "partial_set_step_std_us": 1.2, "reset_g_mean_us": 0.0,
         "reset_g_std_us": 0.26348, "verify_tolerance_abs_us": 0.4, "verify_tolerance_rel": 0.045,
-        "max_iterations": 100}
+        "max_iterations": 100, "verify_reads": 1, "partial_set_step_mode": "fixed", "adaptive_step_gain": 0.5,
+        "adaptive_step_min_us": 0.1}
     assert d["timing"] == {"read_cycle": "100 ns", "partial_set_pulse": "150 ns", "reset_pulse": "40 ns",
                            "controller_step": "1 us", "mvm": "133 ns", "digital_op": "1 ns",
                            "offchip_per_byte": "1 ns"}

@@ -144,7 +144,7 @@ class Chip:
         d = self.devices
         return {
             "now": self.env.now, "events": self.env.events_processed,
-            "devices": {k: getattr(d, k).clone() for k in ("g_prog", "nu", "t_prog_ns")},
+            "devices": {k: getattr(d, k).clone() for k in d.STATE_FIELDS},
             "generators": {"probe": self.probe.generator.get_state(),
                            "programming": self.pulse_generator.generator.get_state()},
             "controller": self.controller, "campaigns": self.campaigns, "deployed_at_ns": self.deployed_at_ns,

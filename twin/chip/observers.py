@@ -108,11 +108,13 @@ class ScoringObserver:
     programmed to (what this campaign's read got wrong; reference cells are not counted: the
     firmware knows their levels and restores them whatever they decode to); ``displaced``: used
     devices the firmware now holds at a level other than their original one (the errors
-    accumulated so far, reference cells included).
+    accumulated so far, reference cells included). With analog targets (``levels_scored``
+    False) a decoded code is no level, so misreads are not counted (:meth:`misreads` is None).
     """
 
     def __init__(self, original_levels: torch.Tensor, devices_per_tile: int, used: list[torch.Tensor],
-                 weights: np.ndarray) -> None:
+                 weights: np.ndarray, levels_scored: bool = True) -> None:
+        self.levels_scored = levels_scored
         self._original = original_levels.to(torch.int16).numpy().copy()
         self.programmed = self._original.copy()  # the level each device was last programmed to
         self.held = self._original.copy()  # the level the firmware holds each device to (its last decision)
@@ -140,8 +142,8 @@ class ScoringObserver:
         if not event.initial:
             self.programmed[event.index] = event.levels
 
-    def misreads(self) -> int:
-        return sum(s["misread"] for s in self.scores.values())
+    def misreads(self) -> int | None:
+        return sum(s["misread"] for s in self.scores.values()) if self.levels_scored else None
 
     def displaced_now(self) -> int:
         """Used devices held at a level other than their original one, now."""
@@ -169,13 +171,16 @@ class AccuracyObserver:
     """Test accuracy at each checkpoint: ``samples`` independent reads of the chip as it stands.
 
     ``readout`` carries the network's structure and biases (crossbar weights stripped), the
-    encoding and the reference-cell targets for GDC; the test set lives here only.
+    encoding and the reference-cell targets for GDC; the test set lives here only. ``gdc``:
+    whether the MVM output is drift-compensated (default: as the chip runs); a second observer
+    with the other setting measures the same programming both ways.
     """
 
     def __init__(self, chip, ledger: Ledger, readout: Deployment, x_test: torch.Tensor, y_test: torch.Tensor,
                  generator: torch.Generator, samples: int, periphery: PeripheryConfig,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int], None] | None = None, gdc: bool | None = None) -> None:
         self.chip = chip
+        self.gdc = chip.gdc if gdc is None else gdc
         self.ledger = ledger
         self.readout = readout
         self.x_test, self.y_test = x_test, y_test
@@ -194,7 +199,7 @@ class AccuracyObserver:
         values = []
         for _ in range(self.samples):
             g_read = read_used(self.readout, event.t_ns, self.generator, self.used, devices=self.chip.devices)[:n]
-            weights = readback_weights(self.readout, g_read, self.chip.gdc)
+            weights = readback_weights(self.readout, g_read, self.gdc)
             values.append(accuracy_of(self.readout, weights, self.x_test, self.y_test, self.periphery,
                                       self.generator))
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0

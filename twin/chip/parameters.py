@@ -18,11 +18,16 @@ __all__ = ["ChipSpec", "PulseChannels", "TimingCosts", "EnergyCosts"]
 
 @dataclass(frozen=True)
 class ChipSpec:
-    """How many tiles, how many levels per device, the conductance of the top level, and the width
-    of the digital unit that accumulates partial sums and applies biases, activations and pooling."""
+    """How many tiles, how many levels per device, how weights become conductances, the conductance
+    of the top level, and the width of the digital unit that accumulates partial sums and applies
+    biases, activations and pooling. With ``encoding: analog`` the weights are continuous and
+    ``levels`` only places the reference cells (at k * g_max / K, as with levels)."""
 
     tiles: int | Literal["auto"] = param("auto", source="auto: as many as the network needs")
     levels: int = param(DEFAULT_LEVELS, ge=1, source="K of arXiv 2310.00337")
+    encoding: Literal["levels", "analog"] = param(
+        "levels", source="levels: the paper's w = k+ step - k- step; analog: aihwkit's one pair per weight, "
+                         "continuous targets (docs/analog.md)")
     g_max_us: float = param(G_MAX_US, gt=0, source="aihwkit pcm_inference (Nandakumar 2019, Joshi 2020)")
     digital_lanes: int = param(256, ge=1, source="assumption: one element operation per tile column per cycle "
                                                  "(docs/service-model.md)")
@@ -32,6 +37,8 @@ class ChipSpec:
         if self.tiles != "auto" and not (isinstance(self.tiles, int) and not isinstance(self.tiles, bool)
                                          and self.tiles >= 1):
             raise ValueError(f'"tiles" must be \'auto\' or a positive integer, got {self.tiles!r}')
+        if self.encoding not in ("levels", "analog"):
+            raise ValueError(f'"encoding" must be levels or analog, got {self.encoding!r}')
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,8 @@ def campaign_rows(assembly) -> list[dict]:
                "reset": r.reset, "unavailable_s": r.unavailable_ns / SECOND, "unavailable_ns": r.unavailable_ns,
                "network_unavailable_ns": _overlap_ns(r.holds, outages, outage_starts),
                "replica": r.tile // replica_tiles, "corrected": r.corrected, "devices_corrected": r.devices_corrected,
-               "misread": score["misread"], "displaced": score["displaced"], "drift_metric": r.drift_metric}
+               "misread": score["misread"] if assembly.observers.scoring.levels_scored else None,
+               "displaced": score["displaced"], "drift_metric": r.drift_metric}
         row.update({f"energy_{c}_j": r.energy.get(c, 0.0) for c in ENERGY_COMPONENTS if c != "static"})
         rows.append(row)
     return rows

@@ -14,7 +14,7 @@ def summary_table(summary: dict) -> str:
         f"end {100 * acc[-1]['accuracy']:.1f}%  (digital {100 * summary['digital_accuracy']:.1f}%)",
         f"campaigns     {summary['campaigns']}   pulses {summary['pulses']['total']:,} "
         f"(partial-SET {summary['pulses']['partial_set']:,}, RESET {summary['pulses']['reset']:,})",
-        f"decoding      {summary['misreads']:,} devices misread over all campaigns; "
+        f"decoding      {_misreads(summary['misreads'])}; "
         f"{summary['displaced_devices']:,} held off their original level at the end",
         f"energy        total {energy['total']:.4g} J  (maintenance {summary['energy_maintenance_j']:.4g} J, "
         f"initial programming {energy['initial_programming']:.4g} J, static {energy['static']:.4g} J)",
@@ -26,6 +26,12 @@ def summary_table(summary: dict) -> str:
         lines += _traffic_lines(summary, traffic)
     lines.append(f"simulation    {summary['events']:,} events in {summary['wall_s']:.1f} s")
     return "\n".join(lines)
+
+
+def _misreads(count: int | None) -> str:
+    if count is None:
+        return "no levels to misread (analog targets)"
+    return f"{count:,} devices misread over all campaigns"
 
 
 def _n(value: float | None, scale: float = 1.0, spec: str = ".3g") -> str:

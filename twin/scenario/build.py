@@ -34,7 +34,7 @@ from twin.device.pcm import DeviceArray
 from twin.scenario.derive import exposed_fields, runtime
 from twin.scenario.policies import CONTROLLER_FIELDS, CustomPolicy, load_policy_class
 from twin.scenario.schema import Scenario
-from twin.toolchain.deploy import deploy_levels, layer_sensitivity
+from twin.toolchain.deploy import deploy_analog, deploy_levels, layer_sensitivity
 from twin.toolchain.networks import crossbar_layers
 from twin.toolchain.prepare import prepare_network
 from twin.toolchain.readout import Deployment, PeripheryConfig
@@ -114,6 +114,7 @@ def firmware_config(deployment: Deployment, replicas: int = 1) -> FirmwareConfig
     (``replicas`` copies of the network on consecutive tiles, replica by replica)."""
     mapping = deployment.mapping
     g = mapping.geometry
+    codes_per_level = deployment.devices.levels // mapping.levels  # 1, or the analog target codes per level
     cells = g.rows * g.cols
     weight_cells = np.zeros((mapping.n_tiles, cells), dtype=bool)
     for layer in mapping.layers.values():
@@ -122,8 +123,8 @@ def firmware_config(deployment: Deployment, replicas: int = 1) -> FirmwareConfig
     ref_cells = mapping.reference_pos[0] % g.devices_per_tile
     n = mapping.n_tiles
     tiles = tuple(TileLayout(r * n + t, g.rows, g.cols, weight_cells[t].reshape(g.rows, g.cols), ref_cells.copy(),
-                             mapping.reference_level.copy()) for r in range(replicas) for t in range(n))
-    return FirmwareConfig(mapping.levels, deployment.devices.g_max_us, tiles)
+                             mapping.reference_level * codes_per_level) for r in range(replicas) for t in range(n))
+    return FirmwareConfig(deployment.devices.levels, deployment.devices.g_max_us, tiles)
 
 
 def make_firmware_policy(scenario: Scenario, tile_order: list[int] | None) -> Policy:
@@ -194,10 +195,15 @@ def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> 
     chip_cfg = scenario.chip
     spec, network_seed = network_spec(scenario)
     chip_spec = runtime(ChipSpec, chip_cfg)
-    network = prepare_network(spec, chip_spec.levels, network_seed, scenario.evaluation.test_images)
+    analog = chip_spec.encoding == "analog"
+    network = prepare_network(spec, chip_spec.levels, network_seed, scenario.evaluation.test_images,
+                              quantized=not analog)
     geometry = runtime(TileGeometry, chip_cfg)
     pcm = runtime(PCMParameters, chip_cfg.device, g_max_us=chip_spec.g_max_us)
-    deployment = deploy_levels(network.model, network.quant, geometry, pcm)
+    if analog:
+        deployment = deploy_analog(network.model, geometry, chip_spec.levels, pcm)
+    else:
+        deployment = deploy_levels(network.model, network.quant, geometry, pcm)
     mapping = deployment.mapping
     replicas = scenario.replicas
     needed = mapping.n_tiles * replicas
@@ -221,7 +227,8 @@ def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> 
                         trace=scenario.outputs.trace, progress=progress,
                         digital_accuracy=network.digital_accuracy,
                         model_sha256=network.model_sha256,
-                        traffic=traffic_setup(scenario, network.model) if scenario.traffic is not None else None)
+                        traffic=traffic_setup(scenario, network.model) if scenario.traffic is not None else None,
+                        levels_scored=not analog)
     assembly.scenario = scenario
     # the deployment (original levels) and the trained network (weights) do not outlive the build
     return assembly
@@ -232,11 +239,12 @@ def assemble(deployment: Deployment, controller: Controller, costs: CostModel, p
              *, gdc: bool, granularity: Granularity, accuracy_samples: int, periphery: PeripheryConfig,
              trace: bool, tiles: int | None = None, progress: Callable[[int], None] | None = None,
              digital_accuracy: float = float("nan"), model_sha256: str = "",
-             traffic: TrafficSetup | None = None) -> Assembly:
+             traffic: TrafficSetup | None = None, levels_scored: bool = True) -> Assembly:
     """The chip for a deployment, its original levels moved off-chip, its observers attached.
     (The scenario owns the defaults of the settings after ``*``; ``build`` passes them all.)
     With traffic, ``traffic.workload.replicas`` copies of the network sit on consecutive tiles;
-    the accuracy observer measures replica 0."""
+    the accuracy observer measures replica 0. ``levels_scored``: the firmware's decoded levels
+    mean something (not with analog targets: misreads are then not counted)."""
     mapping, geometry = deployment.mapping, deployment.mapping.geometry
     replicas = 1 if traffic is None else traffic.workload.replicas
     mapped = mapping.n_tiles * replicas
@@ -262,7 +270,7 @@ def assemble(deployment: Deployment, controller: Controller, costs: CostModel, p
     observers = Observers(
         ledger=ledger, campaigns=CampaignTable(),
         scoring=ScoringObserver(original, dpt, tile_used, np.concatenate(
-            [np.flatnonzero(mapping.weight_mask()) + r * mapping.n_devices for r in range(replicas)])),
+            [np.flatnonzero(mapping.weight_mask()) + r * mapping.n_devices for r in range(replicas)]), levels_scored),
         accuracy=AccuracyObserver(chip, ledger, _readout(deployment, devices), x_test, y_test,
                                   stream(seed, "evaluation"), accuracy_samples, periphery, progress),
         wear=WearObserver(n_devices),

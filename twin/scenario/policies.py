@@ -23,7 +23,7 @@ from twin.scenario.derive import Section, exposed_fields, field_error, section
 
 __all__ = ["PolicyBase", "NonePolicy", "GdcPolicy", "PeriodicPolicy", "ThresholdPolicy", "DriftAwarePolicy",
            "FullRefreshPolicy", "HybridPolicy", "CustomPolicy", "Policy", "POLICY_NAMES", "CONTROLLER_FIELDS",
-           "load_policy_class"]
+           "ANALOG_POLICIES", "load_policy_class"]
 
 Decoder = Literal["drift_aware", "nearest"]
 Order = Literal["index", "sensitivity"]
@@ -138,6 +138,8 @@ def _policy_kind(value: Any) -> str:
 _BUILTIN = (NonePolicy, GdcPolicy, PeriodicPolicy, ThresholdPolicy, DriftAwarePolicy, FullRefreshPolicy,
             HybridPolicy)
 POLICY_NAMES: tuple[str, ...] = tuple(m.model_fields["name"].default for m in _BUILTIN)
+ANALOG_POLICIES: tuple[str, ...] = ("none", "gdc", "full_refresh")
+"""Policies that need no levels (``chip.encoding: analog``): the others correct from decoded levels."""
 Policy = Annotated[Union[tuple(Annotated[m, Tag(m.model_fields["name"].default)] for m in _BUILTIN)
                          + (Annotated[CustomPolicy, Tag("custom")],)],
                    Discriminator(_policy_kind, custom_error_type="policy_name",

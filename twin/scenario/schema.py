@@ -26,7 +26,8 @@ from twin.scenario.derive import Int, field_error, section
 from twin.scenario.quantities import UNITS_REQUIRED, Duration
 from twin.toolchain.specs import ARCHITECTURE_DATASET, NetworkSpec, TileGeometry, tiles_needed
 from twin.scenario.loader import ScenarioError, absolute_path, apply_overrides, parse_yaml
-from twin.scenario.policies import POLICY_NAMES, NonePolicy, PeriodicPolicy, Policy, ThresholdPolicy
+from twin.scenario.policies import (ANALOG_POLICIES, POLICY_NAMES, CustomPolicy, NonePolicy, PeriodicPolicy, Policy,
+                                   ThresholdPolicy)
 from twin.scenario.traffic import TrafficConfig, check_traffic
 from firmware_model.controller import MAX_DEFER_CHECKS
 from twin.units import SECOND, YEAR, duration_label
@@ -162,6 +163,31 @@ class Scenario(_Config):
         if isinstance(policy, dict) and "name" not in policy and "class" not in policy and "class_" not in policy:
             data = {**data, "policy": {"name": "periodic", **policy}}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _analog_refresh_rounds_codes(cls, data: Any) -> Any:
+        """With analog targets a read cannot be decoded to a level: full_refresh's decoder only
+        rounds to the nearest target code (its levels come from the off-chip copy)."""
+        chip, policy = (data.get("chip"), data.get("policy")) if isinstance(data, dict) else (None, None)
+        if isinstance(chip, dict) and chip.get("encoding") == "analog" and isinstance(policy, dict) \
+                and policy.get("name") == "full_refresh" and "decoder" not in policy:
+            data = {**data, "policy": {**policy, "decoder": "nearest"}}
+        return data
+
+    @model_validator(mode="after")
+    def _analog_needs_no_levels(self) -> Scenario:
+        if self.chip.encoding != "analog":
+            return self
+        name = "a user policy class" if isinstance(self.policy, CustomPolicy) else f"policy {self.policy.name}"
+        if isinstance(self.policy, CustomPolicy) or self.policy.name not in ANALOG_POLICIES:
+            raise field_error("policy.name", f"{name} corrects devices to decoded levels, and chip.encoding: analog "
+                              f"has none; with analog weights use {', '.join(ANALOG_POLICIES)} "
+                              "(or chip.encoding: levels)")
+        if self.policy.name == "full_refresh" and self.policy.decoder != "nearest":
+            raise field_error("policy.decoder", "with chip.encoding: analog there are no levels to decode: the "
+                              "decoder only rounds to the nearest target code; use nearest")
+        return self
 
     @model_validator(mode="after")
     def _checkpoints_within_duration(self) -> Scenario:
@@ -338,8 +364,10 @@ def explain(scenario: Scenario) -> str:
         f"network      {net.architecture} on {net.dataset}, {training}",
         f"duration     {duration_label(s.duration)}, seed {s.seed}",
         f"policy       {policy}",
-        f"chip         {chip.tiles} tiles of {chip.rows}x{chip.cols}, K = {chip.levels} levels, "
-        f"g_max {chip.g_max_us:g} uS, {chip.reference_cells} reference cells",
+        f"chip         {chip.tiles} tiles of {chip.rows}x{chip.cols}, "
+        + (f"K = {chip.levels} levels" if chip.encoding == "levels" else
+           f"analog weights (one pair each; reference cells at K = {chip.levels} levels)")
+        + f", g_max {chip.g_max_us:g} uS, {chip.reference_cells} reference cells",
         f"checkpoints  {len(times)}, from {duration_label(times[0])} to {duration_label(times[-1])}",
     ]
     if s.traffic is not None:

@@ -34,13 +34,14 @@ def hwa_rpu_config(hwa) -> TorchInferenceRPUConfig:
     return config
 
 
-def crosscheck_rpu_config(g_max_us: float = 25.0) -> TorchInferenceRPUConfig:
-    """aihwkit's inference path with a perfect forward: only PCM programming, drift and read noise."""
+def crosscheck_rpu_config(g_max_us: float = 25.0, gdc: bool = False) -> TorchInferenceRPUConfig:
+    """aihwkit's inference path with a perfect forward: only PCM programming, drift and read noise
+    (and, with ``gdc``, its global drift compensation)."""
     config = TorchInferenceRPUConfig()
     config.forward.is_perfect = True
     config.mapping.weight_scaling_omega = 1.0
     config.noise_model = PCMLikeNoiseModel(g_max=g_max_us)
-    config.drift_compensation = None
+    config.drift_compensation = GlobalDriftCompensation() if gdc else None
     return config
 
 
@@ -60,7 +61,7 @@ def analog_to_digital(analog: nn.Module, digital: nn.Module) -> None:
 
 @torch.no_grad()
 def aihwkit_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, times_s: list[float],
-                     repeats: int, seed: int, g_max_us: float = 25.0) -> dict[float, list[float]]:
+                     repeats: int, seed: int, g_max_us: float = 25.0, gdc: bool = False) -> dict[float, list[float]]:
     """Accuracy per time through aihwkit's own program/drift path.
 
     aihwkit's programming and drift noise can only draw from torch's global generator: it is
@@ -68,7 +69,7 @@ def aihwkit_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, times_s
     """
     results: dict[float, list[float]] = {t: [] for t in times_s}
     with torch.random.fork_rng(devices=[]):
-        analog = convert_to_analog(model, crosscheck_rpu_config(g_max_us))
+        analog = convert_to_analog(model, crosscheck_rpu_config(g_max_us, gdc))
         analog.eval()
         for repeat in range(repeats):
             torch.manual_seed(seed + repeat)

@@ -16,7 +16,7 @@ from twin.device.pcm import DeviceArray, PCMParameters, PCMStatistics
 from twin.toolchain.quantize import (DEFAULT_LEVELS, AnnealSchedule, QuantReport, QuantSteps, compare_quantizers,
                                      dequantize, quantize)
 
-__all__ = ["LayerQuantization", "quantize_network", "quantized_model", "deploy_levels", "deploy_single_pair"]
+__all__ = ["LayerQuantization", "quantize_network", "quantized_model", "deploy_levels", "deploy_analog", "analog_codes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,17 +65,36 @@ def deploy_levels(model: nn.Sequential, quant: dict[str, LayerQuantization], geo
     return Deployment(model, encoding, devices, devices.target_conductance(), w_max)
 
 
-def deploy_single_pair(model: nn.Sequential, geometry: TileGeometry, levels: int = DEFAULT_LEVELS,
-                       pcm: PCMParameters = PCMParameters()) -> Deployment:
-    """aihwkit's ``SinglePairConductanceConverter`` encoding (continuous conductances)."""
+ANALOG_CODE_LIMIT = int(np.iinfo(np.int16).max)
+"""Largest target code of a device (codes are int16, like levels)."""
+
+
+def analog_codes(levels: int) -> int:
+    """Target codes over [0, g_max] with ``encoding: analog``: the largest multiple of K that fits
+    int16 (K = 8: 32,760 codes, 0.76 nS apart at 25 uS), so the reference cells' levels k of K
+    sit exactly on codes k * codes / K. The host's target register: 340x finer than the smallest
+    programming spread (0.26 uS), continuous for every purpose (docs/analog.md)."""
+    if not 1 <= levels <= ANALOG_CODE_LIMIT:
+        raise ValueError(f'"levels" must lie in 1..{ANALOG_CODE_LIMIT}, got {levels}')
+    return levels * (ANALOG_CODE_LIMIT // levels)
+
+
+def deploy_analog(model: nn.Sequential, geometry: TileGeometry, levels: int = DEFAULT_LEVELS,
+                  pcm: PCMParameters = PCMParameters()) -> Deployment:
+    """aihwkit's ``SinglePairConductanceConverter`` encoding: continuous weights on one pair each.
+
+    G+ = clamp(w * g_max / max|w|, 0, g_max) and G- = clamp(-w * ..., 0, g_max) per layer (full
+    conductance range); the device of a pair that carries nothing targets 0 and is still
+    programmed (a RESET, with its noise), as aihwkit programs it. Targets are held as codes of
+    :func:`analog_codes`; the reference cells sit at levels 1..K of ``levels`` as with levels."""
     weights = crossbar_weights(model)
     mapping = ChipMapping({name: w.shape for name, w in weights.items()}, geometry, levels)
-    encoding, g_target = SinglePairEncoding.from_weights(mapping, weights, pcm.g_max_us)
-    # Continuous targets: the level field only describes the reference cells here.
-    device_levels = mapping.device_levels({name: (np.zeros(w.shape, np.int16),) * 2 for name, w in weights.items()})
-    devices = DeviceArray(levels, PCMStatistics(pcm), torch.from_numpy(device_levels))
+    encoding, g_continuous = SinglePairEncoding.from_weights(mapping, weights, pcm.g_max_us)
+    codes = analog_codes(levels)
+    target_code = torch.round(g_continuous * (codes / pcm.g_max_us)).to(torch.int16)
+    devices = DeviceArray(codes, PCMStatistics(pcm), target_code)
     w_max = {name: pcm.g_max_us / scale for name, scale in encoding.scale.items()}
-    return Deployment(model, encoding, devices, g_target, w_max)
+    return Deployment(model, encoding, devices, devices.target_conductance(), w_max)
 
 
 @torch.no_grad()

@@ -21,15 +21,16 @@ __all__ = ["PreparedNetwork", "prepare_network"]
 class PreparedNetwork:
     data: Dataset
     model: nn.Sequential
-    quant: dict[str, LayerQuantization]
+    quant: dict[str, LayerQuantization] | None  # None: not quantized (analog weights)
     digital_accuracy: float
     x_test: torch.Tensor
     y_test: torch.Tensor
     model_sha256: str  # of the float network's state_dict, trained or loaded (cache.model_sha256)
 
 
-def prepare_network(network, levels: int, seed: int, test_images: int | None = None) -> PreparedNetwork:
-    """Train (cached) or load the scenario's network and quantize it to ``levels``."""
+def prepare_network(network, levels: int, seed: int, test_images: int | None = None,
+                    quantized: bool = True) -> PreparedNetwork:
+    """Train (cached) or load the scenario's network and, if ``quantized``, quantize it to ``levels``."""
     data = load_dataset(network.dataset, network.data_path, seed=seed)
     if network.checkpoint is not None:
         model = build_network(network.architecture, seed=seed)
@@ -42,7 +43,7 @@ def prepare_network(network, levels: int, seed: int, test_images: int | None = N
         model = train(data, config).model
     digest = model_sha256(model)  # before quantization, of exactly the weights trained or loaded
     schedule = AnnealSchedule(iterations=network.sa_iterations, restarts=network.sa_restarts)
-    quant = quantize_network(model, levels=levels, schedule=schedule, seed=seed)
+    quant = quantize_network(model, levels=levels, schedule=schedule, seed=seed) if quantized else None
     x, y = data.x_test, data.y_test
     if test_images is not None:
         x, y = x[:test_images], y[:test_images]

@@ -155,13 +155,15 @@ def accuracy_of(deployment: Deployment, weights: dict[str, torch.Tensor], x: tor
 
 @torch.no_grad()
 def read_used(deployment: Deployment, now_ns: int, generator: torch.Generator,
-              used: torch.Tensor | None = None, devices: DeviceArray | None = None) -> torch.Tensor:
+              used: torch.Tensor | None = None, devices: DeviceArray | None = None,
+              commit: bool = False) -> torch.Tensor:
     """One read of every weight and reference device at ``now_ns``; other devices read as 0.
-    ``devices``: the device state to read (default: the deployment's own)."""
+    ``devices``: the device state to read (default: the deployment's own). Not ``commit``ted by
+    default: a measurement by the experimenter leaves the devices' read-noise history alone."""
     used = deployment.used_devices() if used is None else used
     devices = deployment.devices if devices is None else devices
     g = torch.zeros(devices.size, dtype=torch.float32)
-    g[used] = devices.read(now_ns, generator, index=used)
+    g[used] = devices.read(now_ns, generator, index=used, commit=commit)
     return g
 
 

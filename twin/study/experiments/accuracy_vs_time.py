@@ -20,7 +20,7 @@ import numpy as np
 from twin.toolchain.readout import PeripheryConfig, accuracy_over_time
 from twin.atomic import OutputExistsError, atomic_write_bytes, atomic_write_text, prepare_output_dir
 from twin.toolchain.data import DatasetError, load_dataset
-from twin.toolchain.deploy import deploy_levels, deploy_single_pair, quantize_network, quantized_model
+from twin.toolchain.deploy import deploy_levels, deploy_analog, quantize_network, quantized_model
 from twin.toolchain.mapping import TileGeometry
 from twin.toolchain.training import HWAConfig, default_training, evaluate_digital, train
 from twin.units import DAY, MONTH, SECOND, HOUR, YEAR, format_duration
@@ -48,7 +48,7 @@ def run(repeats: int, seed: int, periphery: PeripheryConfig, dataset: str, data_
         return [{"t_s": p.t_ns / SECOND, "accuracy": p.accuracy, "accuracy_std": p.accuracy_std} for p in points]
 
     levels = deploy_levels(plain.model, quant, geometry)
-    single_pair = deploy_single_pair(plain.model, geometry)
+    single_pair = deploy_analog(plain.model, geometry)
     rows = {
         "digital (float weights)": flat(plain.test_accuracy),
         "quantized, no drift": flat(evaluate_digital(quantized_model(plain.model, quant), x, y)),
