@@ -68,6 +68,10 @@ def test_compare_cli_writes_one_row_per_policy(tmp_path, capsys):
     # same seeds, same chip, same evaluation (GDC on for both): the same accuracy before the first campaign
     assert result["policies"]["gdc"]["accuracy_start"] == periodic["accuracy_start"]
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    # a campaign reads every weight device once: the misread rate is misreads over those reads
+    summaries_rate = periodic["misread_rate_per_campaign"]["mean"]
+    assert 0 < summaries_rate < 1
+    assert [r["misread_rate_per_campaign_mean"] for r in rows][:2] == ["0.0", "0.0"]
 
 
 def test_compare_yaml_with_parameters(tmp_path, capsys):

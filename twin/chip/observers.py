@@ -142,6 +142,11 @@ class ScoringObserver:
         if not event.initial:
             self.programmed[event.index] = event.levels
 
+    @property
+    def weight_devices(self) -> int:
+        """Devices that hold weights (what a campaign can misread)."""
+        return int(self._is_weight.sum())
+
     def misreads(self) -> int | None:
         return sum(s["misread"] for s in self.scores.values()) if self.levels_scored else None
 

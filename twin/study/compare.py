@@ -154,10 +154,21 @@ def time_weighted_mean(accuracy: list[dict]) -> float:
     return area / t[-1]
 
 
-def _stats(values: list[float]) -> dict:
+def _stats(values: list[float | None]) -> dict | None:
+    """Mean, std (over seeds), min and max; None where a figure does not apply (misreads of analog weights)."""
+    if any(v is None for v in values):
+        return None
     arr = np.array(values, dtype=float)
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
             "min": float(arr.min()), "max": float(arr.max())}
+
+
+def _misread_rate(summary: dict) -> float | None:
+    """Share of the weight devices a campaign misreads, on average (every campaign reads them all)."""
+    if summary["misreads"] is None:
+        return None
+    reads = summary["campaigns"] * summary["chip"]["weight_devices"]
+    return summary["misreads"] / reads if reads else 0.0
 
 
 def policy_metrics(summaries: list[dict]) -> dict:
@@ -179,6 +190,7 @@ def policy_metrics(summaries: list[dict]) -> dict:
         "pulses": _stats([s["pulses"]["total"] for s in summaries]),
         "campaigns": _stats([s["campaigns"] for s in summaries]),
         "misreads": _stats([s["misreads"] for s in summaries]),
+        "misread_rate_per_campaign": _stats([_misread_rate(s) for s in summaries]),
         "displaced_devices": _stats([s["displaced_devices"] for s in summaries]),
         "availability_time": _stats([s["availability"]["time"] for s in summaries]),
         "longest_unavailability_s": _stats([s["longest_unavailability_s"] for s in summaries]),
@@ -244,7 +256,8 @@ CSV_COLUMNS = [("accuracy_start", "mean"), ("accuracy_final", "mean"), ("accurac
                ("accuracy_min", "mean"), ("accuracy_min", "min"), ("accuracy_time_weighted", "mean"),
                ("accuracy_time_weighted", "std"), ("energy_total_j", "mean"), ("energy_maintenance_j", "mean"),
                ("energy_maintenance_per_day_j", "mean"), ("pulses", "mean"), ("campaigns", "mean"),
-               ("misreads", "mean"), ("displaced_devices", "mean"), ("availability_time", "mean"),
+               ("misreads", "mean"), ("misread_rate_per_campaign", "mean"), ("displaced_devices", "mean"),
+               ("availability_time", "mean"),
                ("longest_unavailability_s", "max")] + [(name, "mean") for name in TRAFFIC_METRICS]
 
 

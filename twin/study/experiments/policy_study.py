@@ -3,7 +3,7 @@
 Reproduce everything with ``make experiments``: it runs the three comparisons
 (docs/experiments/{policies-1y,intervals,policies-10y}.yaml) and then this report
 (``python -m twin.study.experiments.policy_study``), which rewrites
-docs/experiments/{energy-vs-hwa,best-interval,hwa-plus-correction}.md and their plots.
+docs/experiments/{energy-vs-hwa,best-interval,hwa-plus-correction,against-the-bar}.md and their plots.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from twin.atomic import atomic_write_bytes, atomic_write_text
 from twin.study.compare import load_compare_file, write_compare
+from twin.study.experiments.bar import report as bar_report
 
 HERE = Path("docs/experiments")
 RESULTS = HERE / "results"
@@ -256,7 +257,8 @@ the same random streams). Points of accuracy, mean ± 95% confidence half-width.
 {answer_three}
 """
     atomic_write_text(HERE / "hwa-plus-correction.md", text)
-    print("wrote docs/experiments/energy-vs-hwa.md, best-interval.md, hwa-plus-correction.md")
+    atomic_write_text(HERE / "against-the-bar.md", bar_report(one, ten, COMMAND))
+    print("wrote docs/experiments/energy-vs-hwa.md, best-interval.md, hwa-plus-correction.md, against-the-bar.md")
     return 0
 
 
