@@ -51,7 +51,7 @@ def test_time_weighted_mean_weighs_by_time():
     assert time_weighted_mean(accuracy) == pytest.approx((1.0 + 0.5 * 10) / 11)
 
 
-def test_compare_cli_writes_one_row_per_policy(tmp_path, capsys):
+def test_compare_cli_writes_one_row_per_policy(scenario, tmp_path, capsys):
     out = tmp_path / "cmp"
     args = ["compare", "scenarios/default.yaml", "--policies", "none,gdc,periodic", "--seeds", "2",
             "--workers", "1", "--out", str(out)]
@@ -69,8 +69,10 @@ def test_compare_cli_writes_one_row_per_policy(tmp_path, capsys):
     assert result["policies"]["gdc"]["accuracy_start"] == periodic["accuracy_start"]
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     # a campaign reads every weight device once: the misread rate is misreads over those reads
-    summaries_rate = periodic["misread_rate_per_campaign"]["mean"]
-    assert 0 < summaries_rate < 1
+    weight_devices = build(scenario).observers.scoring.weight_devices
+    assert periodic["misread_rate_per_campaign"]["mean"] == pytest.approx(
+        periodic["misreads"]["mean"] / (2 * weight_devices))
+    assert 0 < periodic["misread_rate_per_campaign"]["mean"] < 1
     assert [r["misread_rate_per_campaign_mean"] for r in rows][:2] == ["0.0", "0.0"]
 
 

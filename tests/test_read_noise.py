@@ -39,10 +39,11 @@ def _aihwkit_sigma(age_s: float) -> float:
     """aihwkit's own relative read-noise std at ``age_s``, recovered from its function."""
     ref = PCMLikeNoiseModel(g_max=25.0)
     g = torch.full((16,), G, dtype=torch.float64)
-    torch.manual_seed(0)
-    out = ref.apply_drift_noise_to_conductance(g.clone(), torch.zeros_like(g), age_s)
-    torch.manual_seed(0)
-    z = torch.randn_like(g)
+    with torch.random.fork_rng(devices=[]):  # aihwkit draws from the global generator: leave it as it was
+        torch.manual_seed(0)
+        out = ref.apply_drift_noise_to_conductance(g.clone(), torch.zeros_like(g), age_s)
+        torch.manual_seed(0)
+        z = torch.randn_like(g)
     return ((out - g) / (g * z)).median().item()
 
 

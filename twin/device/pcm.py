@@ -236,7 +236,7 @@ class DeviceArray:
             index = torch.nonzero(index).squeeze(1) if index.dtype == torch.bool else index.long()
         last = self.noise_t_ns if index is None else self.noise_t_ns[index]
         fresh = last == NO_SAMPLE
-        dt_ns = torch.where(fresh, 0, now_ns - last)
+        dt_ns = now_ns - torch.where(fresh, now_ns, last)  # no wrap-around from NO_SAMPLE
         if bool((dt_ns < 0).any()):
             raise ValueError("cannot read a device before its last committed read (its noise is a process in time)")
         sel = slice(None) if index is None else index
@@ -261,9 +261,9 @@ class DeviceArray:
                 z[part] = model.conditional(y, t_s[part], dt_s[part], fresh[part], generator)
                 continue
             y, z[part] = model.step(y, t_s[part], dt_s[part], fresh[part], generator)
-            if commit and rows is None:
+            if rows is None:
                 state[part] = y
-            elif commit:
+            else:
                 state.index_copy_(0, rows, y)
         if commit:
             self.noise_t_ns[sel] = now_ns

@@ -132,7 +132,7 @@ class CorrelatedReadNoise:
         if n > 1:
             change[1:] = (t_s[1:] != t_s[:-1]) | (dt_s[1:] != dt_s[:-1]) | (fresh[1:] != fresh[:-1])
         starts = torch.nonzero(change).squeeze(1)
-        if 4 * starts.numel() > n:  # per device, in float32 on ratios formed in float64
+        if 4 * starts.numel() > n:  # per device, in float32
             return self._coefficients(t_s, dt_s, fresh, torch.float32)
         keep, std, inv_sd = self._coefficients(t_s[starts], dt_s[starts], fresh[starts], torch.float64)
         if starts.numel() > 1:
@@ -160,7 +160,10 @@ class CorrelatedReadNoise:
         coeff = self._burst_matrix(t_s, reads)
         noise = torch.randn((n, reads * self.components), generator=generator, dtype=torch.float32,
                             device=generator.device)
-        return noise @ coeff.to(noise.device)
+        # Elementwise products summed in float64, not a float32 GEMM: BLAS may sum in a different
+        # order at another thread count, and the same seed must give the same bytes everywhere.
+        noise64, coeff64 = noise.double(), coeff.to(noise.device, torch.float64)
+        return torch.stack([(noise64 * coeff64[:, k]).sum(1) for k in range(reads)], dim=1).float()
 
     def _burst_matrix(self, t_s: float, reads: int) -> torch.Tensor:
         """(reads * J, reads): read k's noise sum_j sqrt(L_k / V_k) Y_j(t_k) as a linear map of

@@ -168,11 +168,12 @@ class Scenario(_Config):
     @classmethod
     def _analog_refresh_rounds_codes(cls, data: Any) -> Any:
         """With analog targets a read cannot be decoded to a level: full_refresh's decoder only
-        rounds to the nearest target code (its levels come from the off-chip copy)."""
+        rounds to the nearest target code (its codes come from the off-chip copy), and the copy
+        holds a 16-bit code per weight: 2 bytes, unless the file says otherwise."""
         chip, policy = (data.get("chip"), data.get("policy")) if isinstance(data, dict) else (None, None)
         if isinstance(chip, dict) and chip.get("encoding") == "analog" and isinstance(policy, dict) \
-                and policy.get("name") == "full_refresh" and "decoder" not in policy:
-            data = {**data, "policy": {**policy, "decoder": "nearest"}}
+                and policy.get("name") == "full_refresh":
+            data = {**data, "policy": {"decoder": "nearest", "bytes_per_weight": 2, **policy}}
         return data
 
     @model_validator(mode="after")

@@ -1,7 +1,7 @@
 """The chip twin against aihwkit's own inference path, over many programmings.
 
-One chip is one programming, and from a month on accuracy varies 5-8 points from one
-programming to the next, so the statistic is taken over programmings: each side programs the
+One chip is one programming, and from a month on accuracy varies 6-11 points (std, without
+GDC; about 1 with GDC) from one programming to the next, so the statistic is taken over programmings: each side programs the
 same trained network ``programmings`` times (the twin: whole chip runs of the scenario with
 seeds ``seed .. seed + n - 1``, through its program-and-verify loop; aihwkit: its own
 ``program_analog_weights`` / ``drift_analog_weights``), the per-programming accuracies give a

@@ -17,11 +17,10 @@ import numpy as np
 
 from twin.atomic import atomic_write_bytes, atomic_write_text
 from twin.study.compare import load_compare_file, write_compare
-from twin.study.experiments.bar import report as bar_report
+from twin.study.experiments.bar import report as bar_report, t95
 
 HERE = Path("docs/experiments")
 RESULTS = HERE / "results"
-T95 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 COMMAND = "make experiments"
 
 
@@ -39,7 +38,7 @@ def load(name: str) -> dict | None:
 
 def ci(stats: dict, n: int) -> float:
     """Half-width of the 95% t confidence interval of the mean over n seeds."""
-    return T95.get(n - 1, 1.96) * stats["std"] / math.sqrt(n) if n > 1 else float("nan")
+    return t95(n - 1) * stats["std"] / math.sqrt(n) if n > 1 else float("nan")
 
 
 def pct(x: float) -> str:
@@ -93,7 +92,7 @@ def paired(result: dict, a: str, b: str, metric: str = "min") -> tuple[float, fl
     vb = cb.min(axis=1) if metric == "min" else cb[:, -1]
     d = va - vb
     n = len(d)
-    half = T95.get(n - 1, 1.96) * d.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    half = t95(n - 1) * d.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
     return float(d.mean()), float(half), n
 
 
