@@ -39,7 +39,6 @@ docs/results/decoder_oracle.md (the markdown tables it prints). About a minute o
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -58,6 +57,8 @@ from twin.device.program_verify import ProgramVerifySession  # noqa: E402
 from twin.toolchain.mapping import reference_levels  # noqa: E402
 from twin.toolchain.specs import TileGeometry  # noqa: E402
 from twin.units import DAY, HOUR, MINUTE, MONTH, SECOND, YEAR  # noqa: E402
+from results_io import write_csv  # noqa: E402  (bench/, beside this script)
+from twin.atomic import atomic_write_text  # noqa: E402
 
 AGES = {"1 min": MINUTE, "1 h": HOUR, "1 d": DAY, "1 mo": MONTH, "1 y": YEAR}
 SEED = 5100  # seed s of --seeds is SEED + s; the tiles of one seed are one chip
@@ -229,14 +230,6 @@ def run(levels: int, programming: str, read_noise: str, seeds: int, tiles: int, 
     return rows
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-
 def markdown(rows: list[dict]) -> str:
     def pct(mean: float, std: float) -> str:
         digits = 3 if mean < 0.01 else 2
@@ -285,9 +278,9 @@ def main() -> int:
     if not all(r["oracle_cuts_ordered"] for r in rows):
         print("warning: some oracle cuts were not ordered; the oracle is then not the exact optimum", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, args.out / "decoder_oracle.csv")
+    write_csv(rows, COLUMNS, args.out / "decoder_oracle.csv")
     table = markdown(rows)
-    (args.out / "decoder_oracle.md").write_text(
+    atomic_write_text(args.out / "decoder_oracle.md",
         "# The decoders against an oracle that reads once (bench/decoder_oracle.py)\n\n" + table
         + f"\nWritten by `.venv/bin/python bench/decoder_oracle.py` in {elapsed:.0f} s (one thread).\n")
     print(table)

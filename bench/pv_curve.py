@@ -16,7 +16,7 @@ markdown table quoted in that document. About 1.5 minutes on two cores (correlat
 from __future__ import annotations
 
 import argparse
-import csv
+import io
 import math
 import sys
 import time
@@ -37,6 +37,8 @@ from twin.chip.parameters import EnergyCosts, PulseChannels, TimingCosts  # noqa
 from twin.device.parameters import G_MAX_US, PCMParameters, PulseParameters  # noqa: E402
 from twin.device.pcm import DeviceArray, PCMStatistics  # noqa: E402
 from twin.device.program_verify import ProgramVerifySession  # noqa: E402
+from results_io import write_csv  # noqa: E402  (bench/, beside this script)
+from twin.atomic import atomic_write_bytes  # noqa: E402
 
 LEVEL_COUNTS = (2, 4, 8)
 BAND_SCALES = (1.0, 0.5, 0.25)
@@ -114,14 +116,6 @@ def run_one(levels: int, setting: Setting, devices_per_level: int, costs: CostMo
             "time_per_device_ns": duration_ns / n, "energy_per_device_j": math.fsum(energy_j) / n}
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-
 def plot(rows: list[dict], path: Path, read_noise: str) -> None:
     colours = {2: "tab:blue", 4: "tab:orange", 8: "tab:green"}
     markers = {"fixed 3.0": "o", "fixed 1.5": "s", "adaptive": "^"}
@@ -154,8 +148,10 @@ def plot(rows: list[dict], path: Path, read_noise: str) -> None:
     fig.suptitle(f"P&V from RESET, g_max = {G_MAX_US:g} uS; each line: band x1 -> x1/2 -> x1/4 "
                  f"(verify-read noise: {read_noise})", y=0.93)
     fig.tight_layout(rect=(0, 0, 1, 0.91))
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})  # same input, same bytes
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def markdown(rows: list[dict]) -> str:
@@ -184,7 +180,7 @@ def main() -> int:
     rows = [run_one(levels, Setting(step, scale, reads), args.devices, costs, args.read_noise_model)
             for levels in LEVEL_COUNTS for step in STEPS for reads in VERIFY_READS for scale in BAND_SCALES]
     args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, args.out / "pv_curve.csv")
+    write_csv(rows, COLUMNS, args.out / "pv_curve.csv")
     plot(rows, args.out / "pv_curve.png", args.read_noise_model)
     print(markdown(rows))
     print(f"\nverify-read noise model: {args.read_noise_model}; {len(rows)} sessions in "

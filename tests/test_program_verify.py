@@ -3,32 +3,10 @@
 import pytest
 import torch
 
-from twin.device.pcm import DeviceArray, PCMParameters, PCMStatistics
-from twin.device.program_verify import ProgramVerifySession, PulseParameters, RoundOutcome
+from twin.device.pcm import DeviceArray, PCMStatistics
+from twin.device.program_verify import PulseParameters, RoundOutcome
 from twin.units import DAY, HOUR
-
-K = 8
-G_MAX = 25.0
-STEP = G_MAX / K
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _exact_stats() -> PCMStatistics:
-    return PCMStatistics(PCMParameters(prog_noise_scale=0, read_noise_scale=0, drift_scale=0))
-
-
-def _exact_pulses(**kw) -> PulseParameters:
-    base = dict(partial_set_step_mean_us=STEP, partial_set_step_std_us=0.0,
-                verify_tolerance_abs_us=0.1, verify_tolerance_rel=0.0)
-    base.update(kw)
-    return PulseParameters(**base)
-
-
-def _session(devices, index, g_target, params, seed=0, rows=4, cols=8, now_ns=0, from_reset=True):
-    return ProgramVerifySession(devices, index, g_target, params, _gen(seed), rows, cols, now_ns, from_reset)
+from pv_helpers import K, STEP, exact_pulses, exact_stats, gen, pv_session
 
 
 # --- calibration -------------------------------------------------------------------------------
@@ -45,7 +23,7 @@ def test_calibrated_residual_matches_aihwkit_programming_noise():
     stats = PCMStatistics()
     devices = DeviceArray(K, stats, levels)
     g_target = devices.target_conductance()
-    session = _session(devices, torch.arange(levels.numel()), g_target, PulseParameters(),
+    session = pv_session(devices, torch.arange(levels.numel()), g_target, PulseParameters(),
                        seed=11, rows=256, cols=256)
     result = session.run(0)
     assert bool(result.converged.all())
@@ -65,7 +43,7 @@ def test_calibrated_residual_matches_aihwkit_programming_noise():
 def test_level_zero_is_one_reset_with_aihwkit_spread_and_no_read():
     n = 20_000
     devices = DeviceArray(K, PCMStatistics(), torch.zeros(n, dtype=torch.long))
-    session = _session(devices, torch.arange(n), torch.zeros(n), PulseParameters(), seed=3)
+    session = pv_session(devices, torch.arange(n), torch.zeros(n), PulseParameters(), seed=3)
     outcome = session.step(0)
     assert outcome == RoundOutcome(partial_set=0, reset=n, verify_devices=0, verify_rows=0, active_after=0)
     assert session.done
@@ -81,9 +59,9 @@ def test_level_zero_is_one_reset_with_aihwkit_spread_and_no_read():
 # --- deterministic bookkeeping -----------------------------------------------------------------
 def test_exact_pulses_from_reset_need_k_partial_sets_plus_one_reset():
     levels = torch.tensor([0, 1, 2, 3, 5, 8, 8, 4])
-    devices = DeviceArray(K, _exact_stats(), levels)
+    devices = DeviceArray(K, exact_stats(), levels)
     g_target = devices.target_conductance()
-    session = _session(devices, torch.arange(levels.numel()), g_target, _exact_pulses())
+    session = pv_session(devices, torch.arange(levels.numel()), g_target, exact_pulses())
     outcomes = []
     while not session.done:
         outcomes.append(session.step(0))
@@ -107,13 +85,13 @@ def test_exact_pulses_from_reset_need_k_partial_sets_plus_one_reset():
 
 def test_exact_correction_leaves_on_target_devices_alone_and_resets_high_ones():
     levels = torch.tensor([3, 3, 5, 2])
-    devices = DeviceArray(K, _exact_stats(), levels)
+    devices = DeviceArray(K, exact_stats(), levels)
     # Device 0 sits on target; 1 is a step too high; 2 is two steps low; 3 slightly high, inside the band.
     start = devices.level_conductance(torch.tensor([3, 4, 3, 2])) + torch.tensor([0.0, 0.0, 0.0, 0.05])
     now = DAY
-    devices.program(now, _gen(0), g_target=start)  # age 0 at the session: no drift despite nu
+    devices.program(now, gen(0), g_target=start)  # age 0 at the session: no drift despite nu
     devices.nu[:] = torch.tensor([0.1, 0.2, 0.3, 0.4])  # drift_scale 0 drew zeros; mark them
-    session = _session(devices, torch.arange(4), devices.target_conductance(), _exact_pulses(),
+    session = pv_session(devices, torch.arange(4), devices.target_conductance(), exact_pulses(),
                        now_ns=now, from_reset=False)
     first = session.step(now)
     # Initial read of all 4 (one line) + verify of the 2 pulsed ones (same line).
@@ -135,9 +113,9 @@ def test_exact_correction_leaves_on_target_devices_alone_and_resets_high_ones():
 
 
 def test_level_zero_device_already_low_is_not_pulsed_high_one_gets_one_reset():
-    devices = DeviceArray(K, _exact_stats(), torch.tensor([0, 0]))
-    devices.program(0, _gen(0), g_target=torch.tensor([0.05, 2.0]))
-    session = _session(devices, torch.arange(2), torch.zeros(2), _exact_pulses(), now_ns=HOUR, from_reset=False)
+    devices = DeviceArray(K, exact_stats(), torch.tensor([0, 0]))
+    devices.program(0, gen(0), g_target=torch.tensor([0.05, 2.0]))
+    session = pv_session(devices, torch.arange(2), torch.zeros(2), exact_pulses(), now_ns=HOUR, from_reset=False)
     assert session.step(HOUR) == RoundOutcome(partial_set=0, reset=1, verify_devices=2, verify_rows=1, active_after=0)
     result = session.finish(HOUR)
     assert result.pulses_per_device.tolist() == [0, 1] and bool(result.converged.all())
@@ -145,9 +123,9 @@ def test_level_zero_device_already_low_is_not_pulsed_high_one_gets_one_reset():
 
 
 def test_all_in_band_still_takes_one_read_round():
-    devices = DeviceArray(K, _exact_stats(), torch.tensor([2, 6]))
-    devices.program(0, _gen(0))
-    session = _session(devices, torch.arange(2), devices.target_conductance(), _exact_pulses(),
+    devices = DeviceArray(K, exact_stats(), torch.tensor([2, 6]))
+    devices.program(0, gen(0))
+    session = pv_session(devices, torch.arange(2), devices.target_conductance(), exact_pulses(),
                        now_ns=HOUR, from_reset=False)
     assert not session.done
     assert session.step(HOUR) == RoundOutcome(partial_set=0, reset=0, verify_devices=2, verify_rows=1, active_after=0)
@@ -159,15 +137,15 @@ def test_all_in_band_still_takes_one_read_round():
 # --- drift bookkeeping with the real model -----------------------------------------------------
 def test_drift_age_and_nu_reset_only_for_pulsed_devices():
     n = 2_000
-    levels = torch.randint(1, K + 1, (n,), generator=_gen(5))
+    levels = torch.randint(1, K + 1, (n,), generator=gen(5))
     devices = DeviceArray(K, PCMStatistics(), levels)
-    devices.program(0, _gen(6))
+    devices.program(0, gen(6))
     now = DAY
     # Half the devices get their drifted value as target (nothing to correct), half the level.
     g_target = devices.target_conductance().clone()
     g_target[: n // 2] = devices.expected_conductance(now, torch.arange(n // 2))
     nu0, g0, t0 = devices.nu.clone(), devices.g_prog.clone(), devices.t_prog_ns.clone()
-    result = _session(devices, torch.arange(n), g_target, PulseParameters(), seed=7,
+    result = pv_session(devices, torch.arange(n), g_target, PulseParameters(), seed=7,
                       now_ns=now, from_reset=False).run(now)
     pulsed = result.pulses_per_device > 0
     assert 0 < int(pulsed[: n // 2].sum()) < n // 2  # read noise pushes some drifted ones out
@@ -184,13 +162,13 @@ def test_drift_age_and_nu_reset_only_for_pulsed_devices():
 # --- overshoot, iteration limit ----------------------------------------------------------------
 def test_overshoot_triggers_reset_and_converged_devices_end_in_band():
     n = 5_000
-    levels = torch.randint(1, K + 1, (n,), generator=_gen(8))
+    levels = torch.randint(1, K + 1, (n,), generator=gen(8))
     stats = PCMStatistics()
     devices = DeviceArray(K, stats, levels)
     g_target = devices.target_conductance()
     params = PulseParameters(partial_set_step_mean_us=2.0, partial_set_step_std_us=4.0,
                              verify_tolerance_abs_us=0.3, verify_tolerance_rel=0.03)
-    session = _session(devices, torch.arange(n), g_target, params, seed=9)
+    session = pv_session(devices, torch.arange(n), g_target, params, seed=9)
     result = session.run(0)
     assert result.reset > 1.2 * n  # beyond the initial RESET, many overshoots were reset
     assert bool(((result.pulses_per_device > 1) & (levels > 0)).any())
@@ -209,7 +187,7 @@ def test_max_iterations_stops_unconverged_devices_at_exactly_the_limit():
     n = 100
     devices = DeviceArray(K, PCMStatistics(), torch.full((n,), K))
     params = PulseParameters(partial_set_step_mean_us=0.01, partial_set_step_std_us=0.0, max_iterations=7)
-    session = _session(devices, torch.arange(n), devices.target_conductance(), params, seed=1)
+    session = pv_session(devices, torch.arange(n), devices.target_conductance(), params, seed=1)
     outcomes = []
     while not session.done:
         outcomes.append(session.step(0))
@@ -231,8 +209,8 @@ def test_verify_rows_count_distinct_tile_sign_row_lines():
     levels = torch.tensor([1, 2, 2, 1, 3, 3])  # per device, aligned with index
     target_level = torch.zeros(3 * 2 * rows * cols, dtype=torch.long)
     target_level[index] = levels
-    devices = DeviceArray(K, _exact_stats(), target_level)
-    session = _session(devices, index, devices.target_conductance(index), _exact_pulses(), rows=rows, cols=cols)
+    devices = DeviceArray(K, exact_stats(), target_level)
+    session = pv_session(devices, index, devices.target_conductance(index), exact_pulses(), rows=rows, cols=cols)
     outs = [session.step(0) for _ in range(4)]
     assert session.done
     # Round 1: all 6 on 5 lines; round 2: still all 6; round 3: levels >= 2 (devices 1, 2, 4, 5)
@@ -243,10 +221,10 @@ def test_verify_rows_count_distinct_tile_sign_row_lines():
 # --- reproducibility, validation ---------------------------------------------------------------
 def _noisy_run(seed: int):
     n = 3_000
-    levels = torch.randint(0, K + 1, (n,), generator=_gen(99))
+    levels = torch.randint(0, K + 1, (n,), generator=gen(99))
     devices = DeviceArray(K, PCMStatistics(), levels)
-    devices.program(0, _gen(98))
-    session = _session(devices, torch.arange(n), devices.target_conductance(), PulseParameters(),
+    devices.program(0, gen(98))
+    session = pv_session(devices, torch.arange(n), devices.target_conductance(), PulseParameters(),
                        seed=seed, now_ns=HOUR, from_reset=False)
     outcomes = []
     while not session.done:

@@ -7,32 +7,10 @@ import pytest
 import torch
 
 from twin.device.pcm import DeviceArray, PCMParameters, PCMStatistics
-from twin.device.program_verify import ProgramVerifySession, PulseParameters, RoundOutcome
+from twin.device.program_verify import PulseParameters, RoundOutcome
 from twin.scenario.derive import runtime
 from twin.scenario.schema import load_scenario
-
-K = 8
-G_MAX = 25.0
-STEP = G_MAX / K
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _exact_stats() -> PCMStatistics:
-    return PCMStatistics(PCMParameters(prog_noise_scale=0, read_noise_scale=0, drift_scale=0))
-
-
-def _exact_pulses(**kw) -> PulseParameters:
-    base = dict(partial_set_step_mean_us=STEP, partial_set_step_std_us=0.0,
-                verify_tolerance_abs_us=0.1, verify_tolerance_rel=0.0)
-    base.update(kw)
-    return PulseParameters(**base)
-
-
-def _session(devices, index, g_target, params, seed=0, rows=4, cols=8, now_ns=0, from_reset=True):
-    return ProgramVerifySession(devices, index, g_target, params, _gen(seed), rows, cols, now_ns, from_reset)
+from pv_helpers import K, exact_pulses, exact_stats, gen, pv_session
 
 
 # --- P&V as a design knob: adaptive step, verify reads (docs/program-verify.md) ----------------
@@ -50,7 +28,7 @@ def _from_reset(params: PulseParameters, n: int = 2_000, seed: int = 1, ks: tupl
     levels = torch.tensor(ks).repeat_interleave(n)
     devices = DeviceArray(K, PCMStatistics(), levels)
     g_target = devices.target_conductance()
-    result = _session(devices, torch.arange(levels.numel()), g_target, params, seed=seed, rows=256, cols=256).run(0)
+    result = pv_session(devices, torch.arange(levels.numel()), g_target, params, seed=seed, rows=256, cols=256).run(0)
     residual = (devices.g_prog - g_target).double().view(len(ks), n)
     return (result.converged.view(len(ks), n), residual,
             result.pulses_per_device.double().view(len(ks), n).mean(1))
@@ -98,10 +76,10 @@ def test_finer_fixed_step_takes_more_pulses():
 
 def test_adaptive_step_follows_the_gap_left_at_the_last_read():
     # Exact pulses and reads: target 10 uS, full step 3, gain 0.5, floor 0.1, band 0.1.
-    devices = DeviceArray(K, _exact_stats(), torch.tensor([1]))
-    params = _exact_pulses(partial_set_step_mean_us=3.0, partial_set_step_mode="adaptive",
+    devices = DeviceArray(K, exact_stats(), torch.tensor([1]))
+    params = exact_pulses(partial_set_step_mean_us=3.0, partial_set_step_mode="adaptive",
                            adaptive_step_gain=0.5, adaptive_step_min_us=0.1)
-    session = _session(devices, torch.arange(1), torch.tensor([10.0]), params)
+    session = pv_session(devices, torch.arange(1), torch.tensor([10.0]), params)
     g = []
     while not session.done:
         session.step(0)
@@ -119,7 +97,7 @@ def test_adaptive_step_spread_scales_with_its_mean():
     devices = DeviceArray(K, stats, torch.full((n,), 4))
     devices.g_prog[:] = 10.5
     params = PulseParameters(partial_set_step_mode="adaptive", verify_tolerance_abs_us=0.1, verify_tolerance_rel=0.0)
-    session = _session(devices, torch.arange(n), torch.full((n,), 12.5), params, seed=2, from_reset=False)
+    session = pv_session(devices, torch.arange(n), torch.full((n,), 12.5), params, seed=2, from_reset=False)
     session.step(0)
     step = session.g_true.double() - 10.5
     assert step.mean().item() == pytest.approx(1.0, abs=0.01)
@@ -139,9 +117,9 @@ def test_every_verify_read_is_counted_and_charged():
     levels = torch.tensor([0, 1, 2, 3, 5, 8, 8, 4])
     runs = {}
     for reads in (1, 3):
-        devices = DeviceArray(K, _exact_stats(), levels)
-        session = _session(devices, torch.arange(levels.numel()), devices.target_conductance(),
-                           _exact_pulses(verify_reads=reads))
+        devices = DeviceArray(K, exact_stats(), levels)
+        session = pv_session(devices, torch.arange(levels.numel()), devices.target_conductance(),
+                           exact_pulses(verify_reads=reads))
         outcomes = []
         while not session.done:
             outcomes.append(session.step(0))
@@ -163,10 +141,10 @@ def test_every_verify_read_is_counted_and_charged():
 
 def test_correction_reads_all_devices_once_then_verifies_with_verify_reads():
     levels = torch.tensor([3, 3, 5, 2])
-    devices = DeviceArray(K, _exact_stats(), levels)
+    devices = DeviceArray(K, exact_stats(), levels)
     start = devices.level_conductance(torch.tensor([3, 4, 3, 2])) + torch.tensor([0.0, 0.0, 0.0, 0.05])
-    devices.program(0, _gen(0), g_target=start)
-    session = _session(devices, torch.arange(4), devices.target_conductance(), _exact_pulses(verify_reads=2),
+    devices.program(0, gen(0), g_target=start)
+    session = pv_session(devices, torch.arange(4), devices.target_conductance(), exact_pulses(verify_reads=2),
                        from_reset=False)
     # The initial read of all 4 is one read (the decision to pulse); the 2 pulsed ones are read twice.
     assert session.step(0) == RoundOutcome(partial_set=1, reset=1, verify_devices=4 + 2 * 2, verify_rows=1 + 2,
@@ -189,7 +167,6 @@ def test_adaptive_floor_above_the_full_step_is_refused():
     PulseParameters(adaptive_step_min_us=3.5)  # fixed mode never uses the floor
 
 
-
 def test_analog_scenario_programs_continuous_targets_with_aihwkits_spread():
     """The P&V settings of scenarios/analog_hwa_gdc.yaml against aihwkit's sigma_prog over
     continuous targets (docs/analog.md: std / sigma within 0.91-1.08, |mean| <= 0.14 sigma from
@@ -199,9 +176,9 @@ def test_analog_scenario_programs_continuous_targets_with_aihwkits_spread():
     assert params.partial_set_step_mode == "adaptive"
     bins = [(0.5, 1.5), (1.5, 3.0), (3.0, 6.0), (6.0, 10.0), (10.0, 15.0), (15.0, 20.0), (20.0, 25.0)]
     n = 4_000
-    g_target = torch.cat([torch.rand(n, generator=_gen(7)) * (hi - lo) + lo for lo, hi in bins])
+    g_target = torch.cat([torch.rand(n, generator=gen(7)) * (hi - lo) + lo for lo, hi in bins])
     devices = DeviceArray(32760, PCMStatistics(), torch.zeros(g_target.numel(), dtype=torch.int16))
-    result = _session(devices, torch.arange(g_target.numel()), g_target, params, seed=8, rows=256, cols=256).run(0)
+    result = pv_session(devices, torch.arange(g_target.numel()), g_target, params, seed=8, rows=256, cols=256).run(0)
     assert bool(result.converged.all())
     residual = (devices.g_prog - g_target).double().view(len(bins), n)
     sigma = PCMStatistics().programming_sigma(g_target).double().view(len(bins), n).mean(1)
@@ -211,6 +188,6 @@ def test_analog_scenario_programs_continuous_targets_with_aihwkits_spread():
     # the fixed default step, calibrated at the K = 8 levels only, is too wide below one step
     devices = DeviceArray(32760, PCMStatistics(), torch.zeros(n, dtype=torch.int16))
     low = g_target[:n]
-    _session(devices, torch.arange(n), low, PulseParameters(), seed=8, rows=256, cols=256).run(0)
+    pv_session(devices, torch.arange(n), low, PulseParameters(), seed=8, rows=256, cols=256).run(0)
     default_ratio = ((devices.g_prog - low).double().std() / sigma[0]).item()
     assert default_ratio > ratio[0].item() + 0.1
