@@ -107,6 +107,12 @@ def test_covariance_of_two_reads_matches_the_analytic_model(t1, t2):
     s1, s2 = x1.std().item(), x2.std().item()
     error = math.sqrt((s1 * s1 * s2 * s2 + expected * expected) / N)
     assert measured == pytest.approx(expected, abs=4 * error)
+    # the two models the test must tell apart are outside that tolerance where the model differs
+    frozen = s1 * s2  # every read a copy of the first: correlation 1
+    if abs(frozen - expected) > 0.2 * frozen:
+        assert abs(frozen - expected) > 4 * error
+    if abs(expected) > 0.2 * frozen:  # independent draws: covariance 0
+        assert abs(expected) > 4 * error
 
 
 def _mean_of_16(devices: DeviceArray, how: str) -> tuple[float, float, float]:
