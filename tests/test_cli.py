@@ -24,6 +24,8 @@ def test_validate_default_succeeds(capsys):
     ("policy:\n  name: periodic\n  interval: 3\n", "policy.interval"),
     ("policy:\n  name: sometimes\n", "policy"),
     ("duration: forever\n", "duration"),
+    ("seed: 4294967296\n", "seed"),  # seeds lie in 0 .. 2^32 - 1
+    ("network:\n  seed: -1\n", "network.seed"),
 ])
 def test_invalid_scenarios_exit_2_naming_the_field(tmp_path, capsys, text, field):
     path = tmp_path / "bad.yaml"
@@ -64,6 +66,31 @@ def test_existing_output_folder_is_not_overwritten(tmp_path, capsys):
     assert main(["run", str(DEFAULT), "--out", str(tmp_path)]) == 2
     assert "--force" in capsys.readouterr().err
     assert json.loads((tmp_path / "summary.json").read_text()) == {}
+
+
+@pytest.mark.parametrize("name, folder", [("../../escape", "_.._escape"), ("/etc/passwd", "_etc_passwd"),
+                                          ("..", "scenario"), ("my run", "my_run"), ("default", "default")])
+def test_a_scenario_name_never_leads_a_run_folder_out_of_runs(name, folder):
+    from twin.cli import path_name
+    safe = path_name(name)
+    assert safe == folder
+    assert (Path("runs") / safe).resolve().parent == Path("runs").resolve()
+
+
+@pytest.mark.parametrize("command", ["compare", "optimize"])
+def test_zero_seeds_is_refused_naming_the_flag(tmp_path, capsys, command):
+    extra = ["--policies", "none"] if command == "compare" else ["--accuracy-floor", "0.9"]
+    assert main([command, str(DEFAULT), "--seeds", "0", *extra, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_compare_file_seeds_must_be_a_positive_integer(tmp_path, capsys):
+    spec = tmp_path / "cmp.yaml"
+    spec.write_text(f"scenario: {DEFAULT}\nseeds: true\npolicies:\n  - {{name: none}}\n")
+    assert main(["compare", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert "seeds" in capsys.readouterr().err
 
 
 def test_console_script_is_installed():

@@ -7,6 +7,7 @@ Exit codes: 0 success; 2 invalid input (the message names the field; no tracebac
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import traceback
 from datetime import datetime, timezone
@@ -87,7 +88,7 @@ def _run(args) -> int:
     from twin.simulate import simulate, write_outputs
     from twin.atomic import prepare_output_dir
     scenario = _load(args)
-    out = args.out or Path("runs") / scenario.name / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or Path("runs") / path_name(scenario.name) / _stamp()
     from twin.simulate import OUTPUT_FILES
     prepare_output_dir(out, OUTPUT_FILES, args.force)  # fail before a long run, not after
     progress, callback = _progress(scenario.duration, args.quiet or not scenario.outputs.progress)
@@ -107,6 +108,14 @@ def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
+def path_name(name: str) -> str:
+    """A scenario name made safe as one folder name under runs/: letters, digits, ``.``, ``_``
+    and ``-`` kept, anything else (``/``, ``..``, spaces) replaced, no leading dot, at most 100
+    characters; a name that keeps nothing becomes ``scenario``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100].lstrip(".")
+    return safe or "scenario"
+
+
 def _compare(args) -> int:
     from twin.atomic import prepare_output_dir
     from twin.study.compare import COMPARE_FILES, compare, csv_text, load_compare_file, parse_policies, write_compare
@@ -121,10 +130,10 @@ def _compare(args) -> int:
         if not args.policies:
             raise ScenarioError([("--policies", "name the policies to compare, e.g. --policies none,gdc,periodic")])
         specs, seeds = parse_policies(args.policies, scenario), None
-    seeds = args.seeds or seeds or 1
+    seeds = args.seeds if args.seeds is not None else (seeds or 1)
     if seeds < 1:
-        raise ScenarioError([("--seeds", "must be >= 1")])
-    out = args.out or Path("runs") / scenario.name / f"compare-{_stamp()}"
+        raise ScenarioError([("--seeds", f"must be >= 1, got {seeds}")])
+    out = args.out or Path("runs") / path_name(scenario.name) / f"compare-{_stamp()}"
     prepare_output_dir(out, COMPARE_FILES, args.force)
     print(f"comparing {len(specs)} policies x {seeds} seeds on {scenario.name} ...", file=sys.stderr)
     result = compare(scenario, specs, seeds, args.workers,
@@ -144,6 +153,8 @@ def _optimize(args) -> int:
     from twin.units import parse_duration
     scenario = load_scenario(args.scenario, args.overrides)
     parameter = PARAMETERS[args.policy]
+    if args.seeds < 1:
+        raise ScenarioError([("--seeds", f"must be >= 1, got {args.seeds}")])
 
     def bound(text: str | None, flag: str) -> float | None:
         if text is None:

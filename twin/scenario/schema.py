@@ -50,6 +50,8 @@ PositiveDuration = Annotated[Duration, Field(gt=0)]
 
 MAX_DURATION = 200 * YEAR
 """Integer nanoseconds reach 292 years; a deployment is capped well inside that."""
+MAX_SEED = 2**32 - 1
+"""Seeds lie in 0 .. 2^32 - 1 (numpy's and torch's seed range everywhere a seed goes)."""
 MAX_DEVICES = 2**27
 """Devices a chip may hold (134 M: about 2 GB of device state), so an input cannot exhaust memory."""
 
@@ -143,7 +145,7 @@ class Scenario(_Config):
     schema_version: Literal[1] = 1
     name: str = Field(min_length=1)
     description: str = ""
-    seed: Int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
     duration: PositiveDuration = YEAR  # assumption: one year of deployment
     chip: ChipConfig = Field(default_factory=ChipConfig)
     timing: TimingConfig = Field(default_factory=TimingConfig)

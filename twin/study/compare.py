@@ -89,7 +89,7 @@ def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | Non
         scenario.with_overrides(overrides)  # validate now, naming the field, before anything runs
         specs.append(PolicySpec(label, tuple(overrides)))
     seeds = raw.get("seeds")
-    if seeds is not None and (not isinstance(seeds, int) or seeds < 1):
+    if seeds is not None and (not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1):
         raise ScenarioError([("seeds", "must be an integer >= 1")])
     return scenario, specs, seeds
 

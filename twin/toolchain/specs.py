@@ -75,7 +75,7 @@ class NetworkSpec:
     sa_restarts: int = param(_SA["restarts"], ge=0, source="twin.toolchain.quantize.AnnealSchedule")
     # seed of the data split, training and quantization; None = the scenario's seed. `twin compare`
     # pins it to the first seed so that its seeds vary only the chip (programming, reads).
-    seed: int | None = param(None, ge=0, source="None = the scenario's seed")
+    seed: int | None = param(None, ge=0, le=2**32 - 1, source="None = the scenario's seed (0 .. 2^32 - 1)")
 
     def __post_init__(self) -> None:
         check_bounds(self)
