@@ -26,6 +26,8 @@ def test_validate_default_succeeds(capsys):
     ("duration: forever\n", "duration"),
     ("seed: 4294967296\n", "seed"),  # seeds lie in 0 .. 2^32 - 1
     ("network:\n  seed: -1\n", "network.seed"),
+    ("chip:\n  levels: 40000\n", "chip.levels"),  # levels are int16
+    ("checkpoints:\n  count: 100000001\n", "checkpoints.count"),  # validate must not hang building the list
 ])
 def test_invalid_scenarios_exit_2_naming_the_field(tmp_path, capsys, text, field):
     path = tmp_path / "bad.yaml"

@@ -24,7 +24,7 @@ class ChipSpec:
     ``levels`` only places the reference cells (at k * g_max / K, as with levels)."""
 
     tiles: int | Literal["auto"] = param("auto", source="auto: as many as the network needs")
-    levels: int = param(DEFAULT_LEVELS, ge=1, source="K of arXiv 2310.00337")
+    levels: int = param(DEFAULT_LEVELS, ge=1, le=32767, source="K of arXiv 2310.00337 (at most 32,767: int16 levels)")
     encoding: Literal["levels", "analog"] = param(
         "levels", source="levels: the paper's w = k+ step - k- step; analog: aihwkit's one pair per weight, "
                          "continuous targets (docs/analog.md)")

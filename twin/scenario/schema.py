@@ -50,6 +50,8 @@ PositiveDuration = Annotated[Duration, Field(gt=0)]
 
 MAX_DURATION = 200 * YEAR
 """Integer nanoseconds reach 292 years; a deployment is capped well inside that."""
+MAX_CHECKPOINTS = 100_000
+"""Accuracy evaluations a run may schedule (each one a forward pass over the test set per sample)."""
 MAX_SEED = 2**32 - 1
 """Seeds lie in 0 .. 2^32 - 1 (numpy's and torch's seed range everywhere a seed goes)."""
 MAX_DEVICES = 2**27
@@ -111,7 +113,7 @@ class NetworkConfig(_NetworkBase):
 
 
 class CheckpointsConfig(_Config):
-    count: Int = Field(40, ge=1)  # assumption
+    count: Int = Field(40, ge=1, le=MAX_CHECKPOINTS)  # assumption
     spacing: Literal["log", "linear"] = "log"  # assumption: drift is logarithmic in time
     start: PositiveDuration = SECOND  # assumption; used by log spacing only
 
@@ -121,7 +123,7 @@ def _checkpoints_kind(value: Any) -> str:
 
 
 Checkpoints = Annotated[Union[Annotated[CheckpointsConfig, Tag("config")],
-                              Annotated[list[PositiveDuration], Field(min_length=1), Tag("list")]],
+                              Annotated[list[PositiveDuration], Field(min_length=1, max_length=MAX_CHECKPOINTS), Tag("list")]],
                         Discriminator(_checkpoints_kind)]
 
 
