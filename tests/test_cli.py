@@ -28,6 +28,11 @@ def test_validate_default_succeeds(capsys):
     ("network:\n  seed: -1\n", "network.seed"),
     ("chip:\n  levels: 40000\n", "chip.levels"),  # levels are int16
     ("checkpoints:\n  count: 100000001\n", "checkpoints.count"),  # validate must not hang building the list
+    # work bounded at validate time, the estimate named (a 1 ns interval would never finish)
+    ("policy:\n  name: periodic\n  interval: 1 ns\n", "policy.interval"),
+    ("policy:\n  name: drift_aware\n  interval: 1 ns\n  max_interval: 1 ns\n", "policy.interval"),
+    ("evaluation:\n  accuracy_samples: 100000000\n", "evaluation.accuracy_samples"),
+    ("network:\n  sa_iterations: 1000000000\n", "network.sa_iterations"),
 ])
 def test_invalid_scenarios_exit_2_naming_the_field(tmp_path, capsys, text, field):
     path = tmp_path / "bad.yaml"

@@ -50,6 +50,12 @@ PositiveDuration = Annotated[Duration, Field(gt=0)]
 
 MAX_DURATION = 200 * YEAR
 """Integer nanoseconds reach 292 years; a deployment is capped well inside that."""
+MAX_CAMPAIGNS = 1_000_000
+"""Correction campaigns a run may schedule (the default year has 365; one takes ~0.1 s to simulate)."""
+MAX_EVALUATIONS = 1_000_000
+"""Accuracy evaluations (checkpoints x samples) a run may ask for."""
+MAX_SA_ITERATIONS = 10_000_000
+"""Simulated-annealing iterations per layer (sa_iterations x (sa_restarts + 1); the default is 40,000)."""
 MAX_CHECKPOINTS = 100_000
 """Accuracy evaluations a run may schedule (each one a forward pass over the test set per sample)."""
 MAX_SEED = 2**32 - 1
@@ -226,6 +232,46 @@ class Scenario(_Config):
                                    f"{chip.rows} x {chip.cols} ({chip.reference_cells} reference cells), "
                                    f"the chip has {chip.tiles}")
         return self
+
+    @model_validator(mode="after")
+    def _work_bounded(self) -> Scenario:
+        """Refuse, at validate time, inputs that would run for days: campaigns, evaluations, SA."""
+        campaigns = self.campaigns_estimate()
+        if campaigns > MAX_CAMPAIGNS:
+            count = f"about {campaigns:,}"
+            if getattr(self.policy, "growth", 1.0) != 1.0:
+                count = f"more than {MAX_CAMPAIGNS:,}"  # the geometric count stops there
+            raise field_error("policy.interval", f"schedules {count} correction campaigns over "
+                              f"{duration_label(self.duration)}, more than the {MAX_CAMPAIGNS:,} a run may hold; "
+                              "use a longer interval")
+        samples = self.evaluation.accuracy_samples
+        evaluations = len(self.checkpoint_times_ns()) * samples
+        if evaluations > MAX_EVALUATIONS:
+            raise field_error("evaluation.accuracy_samples", f"{samples:,} samples at each checkpoint make "
+                              f"{evaluations:,} accuracy evaluations, more than {MAX_EVALUATIONS:,}")
+        net = self.network
+        iterations = net.sa_iterations * (net.sa_restarts + 1)
+        if iterations > MAX_SA_ITERATIONS:
+            raise field_error("network.sa_iterations", f"sa_iterations x (sa_restarts + 1) = {iterations:,} "
+                              f"annealing steps per layer, more than {MAX_SA_ITERATIONS:,}")
+        return self
+
+    def campaigns_estimate(self) -> int:
+        """Correction campaigns the policy schedules over the duration (0 without a schedule);
+        stops counting past :data:`MAX_CAMPAIGNS`."""
+        interval = getattr(self.policy, "interval", None)
+        if interval is None:
+            return 0
+        growth = getattr(self.policy, "growth", 1.0)
+        if growth == 1.0:
+            return self.duration // interval
+        gap, t, n = float(interval), float(interval), 0
+        max_gap = getattr(self.policy, "max_interval", interval)
+        while t <= self.duration and n <= MAX_CAMPAIGNS:
+            n += 1
+            gap = min(gap * growth, max_gap)
+            t += gap
+        return n
 
     @property
     def replicas(self) -> int:
