@@ -100,6 +100,31 @@ def test_compare_file_seeds_must_be_a_positive_integer(tmp_path, capsys):
     assert "seeds" in capsys.readouterr().err
 
 
+def _fifo(tmp_path: Path) -> Path:
+    import os
+    path = tmp_path / "fifo.yaml"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda tmp: tmp.joinpath("deep.yaml").write_text("a: " + "[" * 5000 + "]" * 5000) and tmp / "deep.yaml",
+     "nested more than"),
+    (lambda tmp: tmp.joinpath("latin1.yaml").write_bytes(b"name: x\n\xff\xfe\n") and tmp / "latin1.yaml", "not UTF-8"),
+    (lambda tmp: tmp.joinpath("huge.yaml").write_text("# " + "x" * (1 << 20) + "\n") and tmp / "huge.yaml",
+     "more than the 1,048,576"),
+    (lambda tmp: _fifo(tmp), "not a regular file"),  # reading it would block forever
+    (lambda tmp: Path("/dev/zero"), "not a regular file"),  # reading it would never end
+])
+@pytest.mark.parametrize("command", ["validate", "compare"])
+def test_files_that_are_not_scenario_files_exit_2_at_once(tmp_path, capsys, make, words, command):
+    path = make(tmp_path)
+    extra = ["--policies", "none", "--out", str(tmp_path / "out")] if command == "compare" else []
+    assert main([command, str(path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert words in err and str(path) in err and "Traceback" not in err
+
+
 def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "twin.cli", "validate", str(DEFAULT)], capture_output=True,
                             text=True, cwd=ROOT)

@@ -120,7 +120,8 @@ def _compare(args) -> int:
     from twin.atomic import prepare_output_dir
     from twin.study.compare import COMPARE_FILES, compare, csv_text, load_compare_file, parse_policies, write_compare
     from twin.scenario.schema import ScenarioError, load_scenario
-    text = args.scenario.read_text() if args.scenario.is_file() else ""
+    from twin.scenario.loader import read_input_file
+    text = read_input_file(args.scenario, "scenario or compare file")
     if "policies:" in text and "scenario:" in text:
         scenario, specs, seeds = load_compare_file(args.scenario)
         if args.overrides:

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import copy
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["ScenarioError", "PATH_FIELDS", "SafeScenarioLoader", "parse_yaml", "apply_overrides", "absolute_path"]
+__all__ = ["ScenarioError", "PATH_FIELDS", "MAX_INPUT_BYTES", "MAX_NESTING", "SafeScenarioLoader", "read_input_file",
+           "parse_yaml", "apply_overrides", "absolute_path"]
+
+MAX_INPUT_BYTES = 1 << 20
+"""A scenario, compare or sweep file larger than 1 MiB is refused before it is read."""
+MAX_NESTING = 64
+"""Sections nest a few levels deep; deeper YAML is refused (it would exhaust Python's recursion)."""
 
 PATH_FIELDS = ("network.data_path", "network.checkpoint")  # relative paths resolved on override
 
@@ -59,9 +66,51 @@ class SafeScenarioLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def read_input_file(path: Path, what: str) -> str:
+    """The text of an input file, refused with a clear error when it is not a regular file (a FIFO
+    or a device would hang or never end), is larger than :data:`MAX_INPUT_BYTES`, or is not UTF-8."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ScenarioError([(str(path), f"cannot read {what}: {exc.strerror or exc}")]) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ScenarioError([(str(path), f"cannot read {what}: not a regular file")])
+    if info.st_size > MAX_INPUT_BYTES:
+        raise ScenarioError([(str(path), f"{what} of {info.st_size:,} bytes, more than the "
+                                         f"{MAX_INPUT_BYTES:,} an input file may have")])
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:  # grew while we looked
+            raise ScenarioError([(str(path), f"{what} larger than {MAX_INPUT_BYTES:,} bytes")])
+        return data.decode("utf-8")
+    except OSError as exc:
+        raise ScenarioError([(str(path), f"cannot read {what}: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([(str(path), f"{what} is not UTF-8 text (byte {exc.start}: {exc.reason})")]) from None
+
+
+def _nesting(value: Any) -> int:
+    """Depth of nested mappings and lists, walked without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_NESTING:
+                stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def parse_yaml(text: str, where: str) -> Any:
     try:
-        return yaml.load(text, Loader=SafeScenarioLoader)  # noqa: S506 - a SafeLoader subclass
+        value = yaml.load(text, Loader=SafeScenarioLoader)  # noqa: S506 - a SafeLoader subclass
+        if _nesting(value) > MAX_NESTING:
+            raise ScenarioError([(where, f"YAML nested more than {MAX_NESTING} levels deep")])
+        return value
+    except RecursionError:
+        raise ScenarioError([(where, f"YAML nested more than {MAX_NESTING} levels deep")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

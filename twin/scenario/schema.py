@@ -25,7 +25,7 @@ from twin.device.parameters import PCMParameters, PulseParameters
 from twin.scenario.derive import Int, field_error, section
 from twin.scenario.quantities import UNITS_REQUIRED, Duration
 from twin.toolchain.specs import ARCHITECTURE_DATASET, NetworkSpec, TileGeometry, tiles_needed
-from twin.scenario.loader import ScenarioError, absolute_path, apply_overrides, parse_yaml
+from twin.scenario.loader import ScenarioError, absolute_path, apply_overrides, parse_yaml, read_input_file
 from twin.scenario.policies import (ANALOG_POLICIES, POLICY_NAMES, CustomPolicy, NonePolicy, PeriodicPolicy, Policy,
                                    ThresholdPolicy)
 from twin.scenario.traffic import TrafficConfig, check_traffic
@@ -375,11 +375,7 @@ def _validate(raw: dict[str, Any]) -> Scenario:
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     """Read, check and validate a scenario file; relative paths in it are relative to its folder."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([(str(path), f"cannot read scenario file: {exc}")]) from None
-    raw = parse_yaml(text, str(path))
+    raw = parse_yaml(read_input_file(path, "scenario file"), str(path))
     if not isinstance(raw, dict):
         raise ScenarioError([(str(path), "the top level must be a mapping of sections (name:, chip:, policy: ...)")])
     raw.setdefault("name", path.stem)

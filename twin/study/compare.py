@@ -22,7 +22,7 @@ import numpy as np
 
 from twin.chip.ledger import maintenance_energy
 from twin.atomic import atomic_write_bytes, atomic_write_text, prepare_output_dir
-from twin.scenario.loader import parse_yaml
+from twin.scenario.loader import parse_yaml, read_input_file
 from twin.scenario.schema import Scenario, ScenarioError, load_scenario
 from twin.units import DAY, SECOND
 
@@ -64,11 +64,7 @@ def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | Non
     """A compare YAML: ``scenario: FILE``, ``seeds: N``, ``set: [overrides for all]``,
     ``policies: [{name: ..., label: ..., <policy params>, set: [overrides for this entry]}]``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([(str(path), f"cannot read compare file: {exc}")]) from None
-    raw = parse_yaml(text, str(path))  # the scenario loader's: no aliases, no duplicate keys
+    raw = parse_yaml(read_input_file(path, "compare file"), str(path))  # the scenario loader's: no aliases, no duplicate keys
     if not isinstance(raw, dict) or "scenario" not in raw or "policies" not in raw:
         raise ScenarioError([(str(path), "expected keys scenario: FILE and policies: [...] (and optionally seeds: N)")])
     unknown = set(raw) - {"scenario", "policies", "seeds", "set"}
