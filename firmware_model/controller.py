@@ -15,7 +15,7 @@ import numpy as np
 from firmware_model.decoder import DecodeResult, make_decoder
 from firmware_model.interface import (Command, FirmwareConfig, Halt, Load, Observation, OffchipData, OffchipRead,
                                       Probe, ProbeReading, Program, ProgramReport, Wait)
-from firmware_model.policies import Policy
+from firmware_model.policies import Policy, checked_next_campaign, checked_tiles, checked_verdict
 
 __all__ = ["State", "Controller", "Transition", "MAX_DEFER_CHECKS"]
 
@@ -125,7 +125,7 @@ class Controller:
         raise RuntimeError(f"controller stepped in state {self.state}")
 
     def _idle(self, now_ns: int, load: Load | None = None) -> Command:
-        start = self.policy.next_campaign(now_ns)
+        start = checked_next_campaign(self.policy.next_campaign(now_ns), now_ns)
         if start is None:
             return Halt("policy schedules no further campaign")
         if start > now_ns:
@@ -134,7 +134,7 @@ class Controller:
             self.deferrals += 1
             return Wait(now_ns + self.defer_recheck, deferred=True)
         self._due_since = None
-        self._queue = list(self.policy.tiles(now_ns, len(self.config.tiles)))
+        self._queue = checked_tiles(self.policy.tiles(now_ns, len(self.config.tiles)), len(self.config.tiles))
         if not self._queue:
             return Halt("policy started a campaign with no tiles")
         self.campaigns += 1
@@ -163,7 +163,7 @@ class Controller:
         self._enter(now_ns, State.DECODE)
         layout = self.config.tiles[reading.tile]
         self._decoded = self._decoder.decode(reading, layout, self.config)
-        self._correct_tile = self.policy.should_correct(reading.tile, self._decoded)  # asked once per tile
+        self._correct_tile = checked_verdict(self.policy.should_correct(reading.tile, self._decoded))  # once per tile
         if self.policy.uses_offchip and self._correct_tile:
             # The levels come from the off-chip copy instead of the decoder; the transfer is paid.
             self._reading = reading

@@ -11,13 +11,14 @@ derives each policy's section from these dataclass fields, with the same names. 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 from typing import Protocol, runtime_checkable
 
 from firmware_model.decoder import DecodeResult
 
-__all__ = ["Policy", "NoCorrection", "GdcOnly", "Periodic", "Threshold", "DriftAware", "FullRefresh", "Hybrid",
+__all__ = ["PolicyError", "checked_next_campaign", "checked_tiles", "checked_verdict", "Policy", "NoCorrection", "GdcOnly", "Periodic", "Threshold", "DriftAware", "FullRefresh", "Hybrid",
            "POLICIES", "make_policy"]
 
 
@@ -37,6 +38,57 @@ class Policy(Protocol):
 
     def campaign_finished(self, now_ns: int) -> None:
         """Called when the campaign's last tile is done."""
+
+
+class PolicyError(ValueError):
+    """A policy method returned something the controller cannot act on (a user class's bug):
+    ``method`` names it, so the error can point at ``policy.<method>``."""
+
+    def __init__(self, method: str, message: str) -> None:
+        self.method, self.message = method, message
+        super().__init__(method, message)  # args rebuild it (re-raised, pickled by worker processes)
+
+    def __str__(self) -> str:
+        return f"policy.{self.method}: {self.message}"
+
+
+def _is_int(value: Any) -> bool:
+    """An integer (Python's or numpy's), not a boolean."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def checked_next_campaign(value: Any, now_ns: int) -> int | None:
+    """``next_campaign``'s answer: None, or an integer time in ns not before now."""
+    if value is None:
+        return None
+    if not _is_int(value):
+        raise PolicyError("next_campaign", f"must return an integer time in ns or None, got {value!r}")
+    if int(value) < now_ns:
+        raise PolicyError("next_campaign", f"returned {int(value)} ns, before now ({now_ns} ns)")
+    return int(value)
+
+
+def checked_tiles(value: Any, n_tiles: int) -> list[int]:
+    """``tiles``'s answer: a list of tile indices 0 .. n_tiles - 1, each at most once."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise PolicyError("tiles", f"must return a list of tile indices, got {value!r}")
+    tiles = []
+    for tile in value:
+        if len(tiles) >= n_tiles:
+            raise PolicyError("tiles", f"returned more than the chip's {n_tiles} tiles")
+        if not _is_int(tile) or not 0 <= int(tile) < n_tiles:
+            raise PolicyError("tiles", f"returned {tile!r}: tiles are integers 0 .. {n_tiles - 1}")
+        tiles.append(int(tile))
+    if len(set(tiles)) != len(tiles):
+        raise PolicyError("tiles", f"returned a tile twice in one campaign: {tiles}")
+    return tiles
+
+
+def checked_verdict(value: Any) -> bool:
+    """``should_correct``'s answer: a boolean ("no" is a non-empty string, i.e. true: refused)."""
+    if not isinstance(value, bool) and type(value).__name__ not in ("bool_", "bool"):  # numpy 1 and 2 names
+        raise PolicyError("should_correct", f"must return True or False, got {value!r}")
+    return bool(value)
 
 
 _HOUR_NS = 3_600 * 10**9

@@ -164,3 +164,47 @@ def test_sensitivity_order_visits_the_most_sensitive_layers_first():
     tiles = {"conv1": (0,), "conv2": (1,), "fc": (2,)}  # one tile per layer on 256 x 256 tiles
     tile_loss = [next(loss[name] for name, ts in tiles.items() if tile in ts) for tile in order]
     assert tile_loss == sorted(tile_loss, reverse=True) and tile_loss[0] > tile_loss[-1]
+
+
+BAD_POLICIES = '''
+from firmware_model.policies import Periodic
+
+
+class NegativeTile(Periodic):
+    def tiles(self, now_ns, n_tiles):
+        return [-1]
+
+
+class SaysNo(Periodic):
+    def should_correct(self, tile, decoded):
+        return "no"
+
+
+class StringTime(Periodic):
+    def next_campaign(self, now_ns):
+        return "tomorrow"
+'''
+
+
+@pytest.mark.parametrize("cls, method", [("NegativeTile", "tiles"), ("SaysNo", "should_correct"),
+                                         ("StringTime", "next_campaign")])
+def test_a_policy_that_returns_nonsense_stops_the_run_naming_the_method(tmp_path, monkeypatch, capsys, cls, method):
+    """tiles() returning -1 used to probe the last tile, "no" read as true: checked at the boundary."""
+    from twin.cli import main
+    (tmp_path / "bad_policies.py").write_text(BAD_POLICIES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["run", "scenarios/default.yaml", "--out", str(tmp_path / "out"), "--quiet",
+                 "--set", "duration=2 d", "--set", "checkpoints.count=1", "--set", "evaluation.accuracy_samples=1",
+                 "--set", "network.sa_iterations=200", "--set", "network.sa_restarts=2",
+                 "--set", f"policy={{class: 'bad_policies:{cls}'}}"])  # Periodic: daily
+    err = capsys.readouterr().err
+    assert code == 2 and f"policy.{method}" in err and "Traceback" not in err, err
+
+
+def test_a_policy_module_that_fails_at_import_is_reported_at_validate_time(tmp_path, monkeypatch):
+    from twin.scenario.schema import ScenarioError, load_scenario
+    (tmp_path / "broken_policy.py").write_text("raise RuntimeError('no licence server')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("scenarios/default.yaml", ["policy={class: 'broken_policy:Anything'}"])
+    assert "RuntimeError: no licence server" in dict(info.value.errors)["policy.class"]

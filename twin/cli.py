@@ -187,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     from twin.toolchain.data import DatasetError
     from twin.scenario.schema import ScenarioError
     from twin.simulate import ScenarioBuildError
+    from firmware_model.policies import PolicyError
     try:
         return {"run": _run, "validate": _validate, "compare": _compare, "optimize": _optimize}[args.command](args)
-    except (ScenarioError, DatasetError, ScenarioBuildError, OutputExistsError) as exc:
+    except (ScenarioError, DatasetError, ScenarioBuildError, OutputExistsError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return INVALID_INPUT
     except KeyboardInterrupt:

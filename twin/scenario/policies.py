@@ -117,8 +117,8 @@ def load_policy_class(path: str) -> type:
     module_name, _, class_name = path.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import module {module_name!r}: {exc}") from None
+    except Exception as exc:  # a user's module may fail at import in any way: report it, never crash
+        raise ValueError(f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}") from None
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         raise ValueError(f"module {module_name!r} has no class {class_name!r}")
