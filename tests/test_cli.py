@@ -125,6 +125,26 @@ def test_files_that_are_not_scenario_files_exit_2_at_once(tmp_path, capsys, make
     assert words in err and str(path) in err and "Traceback" not in err
 
 
+def test_out_that_is_a_file_is_bad_input_and_an_uncreatable_one_an_environment_failure(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    assert main(["run", str(DEFAULT), "--out", str(afile)]) == 2
+    assert "--out" in capsys.readouterr().err and afile.read_text() == "keep me"
+    blocked = afile / "below"  # a folder cannot be created under a file
+    assert main(["run", str(DEFAULT), "--out", str(blocked)]) == 2  # the path is bad input too: it says so
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    try:
+        code = main(["run", str(DEFAULT), "--out", str(readonly / "run")])
+        err = capsys.readouterr().err
+        import os
+        if os.geteuid() != 0:  # root writes anywhere: nothing to test there
+            assert code == 3 and "Traceback" not in err
+    finally:
+        readonly.chmod(0o700)
+
+
 def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "twin.cli", "validate", str(DEFAULT)], capture_output=True,
                             text=True, cwd=ROOT)

@@ -36,6 +36,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 def prepare_output_dir(directory: Path, names: list[str], force: bool) -> Path:
     """Create ``directory``; refuse if any of ``names`` already exists there unless ``force``."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise OutputExistsError(f"--out {directory} is a file, not a folder; choose another --out")
+    existing_parent = next((p for p in directory.parents if p.exists()), None)
+    if existing_parent is not None and not existing_parent.is_dir():
+        raise OutputExistsError(f"--out {directory}: {existing_parent} is a file, so no folder can be made below it")
     existing = [name for name in names if (directory / name).exists()]
     if existing and not force:
         raise OutputExistsError(f"{directory} already holds {', '.join(existing)}; "

@@ -17,6 +17,8 @@ __all__ = ["main"]
 
 INVALID_INPUT = 2
 INTERNAL_ERROR = 1
+ENVIRONMENT_ERROR = 3
+"""The machine, not the input: a folder that cannot be created or written, a full disk."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -196,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the environment failed (permissions, a full disk), not the input
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return ENVIRONMENT_ERROR
     except Exception as exc:  # a bug: say so plainly
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         if args.debug:
