@@ -1,12 +1,16 @@
 """Scenario files: schema, defaults, units, errors, overrides, alias bombs, round trips."""
 
+import gzip
 import json
+import struct
 import pickle
 import shutil
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
 from twin.units import format_energy, format_power, parse_energy, parse_power
@@ -29,13 +33,21 @@ def errors_of(tmp_path: Path, text: str, overrides=()) -> dict[str, str]:
     return dict(info.value.errors)
 
 
-def mnist_folder(tmp_path: Path, skip: str | None = None) -> Path:
+def tiny_idx(name: str) -> bytes:
+    """A valid IDX file of one image (28 x 28) or one label, the shape its MNIST name implies."""
+    shape = (1, 28, 28) if "images" in name else (1,)
+    header = bytes([0, 0, 0x08, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+    return header + bytes(int(np.prod(shape)))
+
+
+def mnist_folder(tmp_path: Path, skip: str | None = None, garbage: str | None = None) -> Path:
     folder = tmp_path / "mnist"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for i, name in enumerate(MNIST_FILES):
         if name != skip:
-            (folder / (name + ".gz" if i % 2 else name)).write_bytes(b"")  # raw and .gz both count
-    return folder
+            data = b"not an IDX file" if name == garbage else tiny_idx(name)
+            (folder / (name + ".gz" if i % 2 else name)).write_bytes(gzip.compress(data) if i % 2 else data)
+    return folder  # raw and .gz both count
 
 
 # ---- shipped scenarios -----------------------------------------------------------------------
@@ -83,6 +95,12 @@ def test_paper_mnist_relative_data_path_from_file_folder(tmp_path):
     assert load_scenario(copy).network.data_path == tmp_path / "data" / "mnist"
 
 
+def test_a_garbage_mnist_file_is_found_at_validate_time(tmp_path):
+    folder = mnist_folder(tmp_path, garbage="t10k-images-idx3-ubyte")
+    errors = errors_of(tmp_path, f"network: {{architecture: paper_mnist_cnn, dataset: mnist, data_path: {folder}}}\n")
+    assert "t10k-images-idx3-ubyte" in errors["network.data_path"] and "IDX" in errors["network.data_path"]
+
+
 def test_mnist_missing_file_named(tmp_path):
     folder = mnist_folder(tmp_path, skip="t10k-labels-idx1-ubyte")
     errors = errors_of(tmp_path, f"network: {{architecture: paper_mnist_cnn, dataset: mnist, data_path: {folder}}}\n")
@@ -103,7 +121,9 @@ def test_network_consistency_and_checkpoint(tmp_path):
     assert "network.architecture" in errors_of(tmp_path, "network: {dataset: mnist}\n")
     errors = errors_of(tmp_path, "network: {checkpoint: weights.pt}\n")
     assert str(tmp_path / "weights.pt") in errors["network.checkpoint"]
-    (tmp_path / "weights.pt").write_bytes(b"x")
+    (tmp_path / "weights.pt").write_bytes(b"x")  # garbage is found at validate time, not at run time
+    assert "torch.save" in errors_of(tmp_path, "network: {checkpoint: weights.pt}\n")["network.checkpoint"]
+    torch.save({"w": torch.zeros(2)}, tmp_path / "weights.pt")
     assert load_scenario(tmp_path / "s.yaml").network.checkpoint == tmp_path / "weights.pt"
 
 

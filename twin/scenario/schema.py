@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import UnionType
@@ -25,6 +26,7 @@ from twin.device.parameters import PCMParameters, PulseParameters
 from twin.scenario.derive import Int, field_error, section
 from twin.scenario.quantities import UNITS_REQUIRED, Duration
 from twin.toolchain.specs import ARCHITECTURE_DATASET, NetworkSpec, TileGeometry, tiles_needed
+from twin.toolchain.idx import DatasetError, read_idx
 from twin.scenario.loader import ScenarioError, absolute_path, apply_overrides, parse_yaml, read_input_file
 from twin.scenario.policies import (ANALOG_POLICIES, POLICY_NAMES, CustomPolicy, NonePolicy, PeriodicPolicy, Policy,
                                    ThresholdPolicy)
@@ -109,13 +111,30 @@ class NetworkConfig(_NetworkBase):
             if not self.data_path.is_dir():
                 raise field_error("data_path", f"{self.data_path} does not exist or is not a folder; {_MNIST_HINT}")
             for name in MNIST_FILES:
-                if not any((self.data_path / f).is_file() for f in (name, name + ".gz")):
+                found = [self.data_path / f for f in (name, name + ".gz") if (self.data_path / f).is_file()]
+                if not found:
                     raise field_error("data_path", f"missing {self.data_path / name} (or .gz); {_MNIST_HINT}")
+                try:
+                    read_idx(found[0])  # a garbage file is found now, not an hour into a run
+                except DatasetError as exc:
+                    raise field_error("data_path", str(exc)) from None
         elif self.data_path is not None:
             raise field_error("data_path", "only used with dataset mnist (digits is bundled with scikit-learn)")
         if self.checkpoint is not None and not self.checkpoint.is_file():
             raise field_error("checkpoint", f"{self.checkpoint} does not exist (expected a torch state_dict file)")
+        if self.checkpoint is not None and not _torch_archive(self.checkpoint):
+            raise field_error("checkpoint", f"{self.checkpoint} is not a file torch.save wrote (a zip archive holding "
+                                            "data.pkl); save the network's state_dict with torch.save")
         return self
+
+
+def _torch_archive(path: Path) -> bool:
+    """What torch.save writes (since torch 1.6): a zip archive with a data.pkl record."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 class CheckpointsConfig(_Config):
