@@ -9,6 +9,7 @@ anchors and aliases (alias bombs), duplicate keys and unknown keys, and reports 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -114,10 +115,9 @@ class NetworkConfig(_NetworkBase):
                 found = [self.data_path / f for f in (name, name + ".gz") if (self.data_path / f).is_file()]
                 if not found:
                     raise field_error("data_path", f"missing {self.data_path / name} (or .gz); {_MNIST_HINT}")
-                try:
-                    read_idx(found[0])  # a garbage file is found now, not an hour into a run
-                except DatasetError as exc:
-                    raise field_error("data_path", str(exc)) from None
+                problem = _idx_problem(str(found[0]), *_identity(found[0]))  # found now, not in the run
+                if problem:
+                    raise field_error("data_path", problem)
         elif self.data_path is not None:
             raise field_error("data_path", "only used with dataset mnist (digits is bundled with scikit-learn)")
         if self.checkpoint is not None and not self.checkpoint.is_file():
@@ -126,6 +126,22 @@ class NetworkConfig(_NetworkBase):
             raise field_error("checkpoint", f"{self.checkpoint} is not a file torch.save wrote (a zip archive holding "
                                             "data.pkl); save the network's state_dict with torch.save")
         return self
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _idx_problem(path: str, size: int, mtime_ns: int) -> str | None:
+    """What is wrong with an IDX file, or None; read once per file version (a sweep re-validates
+    its scenario for every run)."""
+    try:
+        read_idx(Path(path))
+    except DatasetError as exc:
+        return str(exc)
+    return None
 
 
 def _torch_archive(path: Path) -> bool:
