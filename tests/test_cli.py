@@ -146,3 +146,15 @@ def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "twin.cli", "validate", str(DEFAULT)], capture_output=True,
                             text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
+
+
+def test_force_removes_every_file_the_twin_writes_and_leftover_temporaries(tmp_path):
+    """A stale device_pulses.csv of an earlier seed must not survive beside a new summary."""
+    from twin.atomic import prepare_output_dir
+    from twin.simulate import OUTPUT_FILES
+    (tmp_path / "device_pulses.csv").write_text("stale")
+    (tmp_path / ".summary.json.abc123.tmp").write_text("half a file")
+    (tmp_path / "notes.txt").write_text("the user's")  # not the twin's: kept
+    prepare_output_dir(tmp_path, OUTPUT_FILES, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert "device_pulses.csv" in OUTPUT_FILES

@@ -34,7 +34,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def prepare_output_dir(directory: Path, names: list[str], force: bool) -> Path:
-    """Create ``directory``; refuse if any of ``names`` already exists there unless ``force``."""
+    """Create ``directory``; refuse if any of ``names`` already exists there unless ``force``.
+
+    With ``force`` every one of ``names`` (the files the twin writes there) and any temporary
+    file an interrupted atomic write left beside them is removed first, so a run never leaves a
+    stale file of an earlier run (a ``device_pulses.csv`` of another seed) beside its own."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise OutputExistsError(f"--out {directory} is a file, not a folder; choose another --out")
@@ -46,4 +50,9 @@ def prepare_output_dir(directory: Path, names: list[str], force: bool) -> Path:
         raise OutputExistsError(f"{directory} already holds {', '.join(existing)}; "
                                 "pass --force to overwrite or choose another --out")
     directory.mkdir(parents=True, exist_ok=True)
+    if force:
+        for name in names:
+            (directory / name).unlink(missing_ok=True)
+            for leftover in directory.glob(f".{name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
     return directory
