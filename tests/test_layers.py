@@ -57,7 +57,7 @@ RULES = [
      {"simpy", "pydantic", "twin.chip", "twin.scenario", "twin.study", "twin.report", "twin.cli"}),
     ("traffic engine", ["twin.traffic.engine", "twin.traffic.setup"],
      {"torch", "pydantic", "twin.scenario", "twin.study", "twin.report", "twin.cli"}),
-    ("scenario schema", ["twin.scenario.schema", "twin.scenario.policies", "twin.scenario.loader",
+    ("scenario schema", ["twin.scenario.schema", "twin.scenario.bounds", "twin.scenario.policies", "twin.scenario.loader",
                          "twin.scenario.derive", "twin.scenario.quantities", "twin.scenario.traffic"],
      {"torch", "simpy", "twin.chip.chip", "twin.toolchain.training", "twin.study", "twin.report", "twin.cli"}),
     ("report", layer_modules("twin.report"), {"twin.cli", "twin.study"}),

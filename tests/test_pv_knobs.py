@@ -152,7 +152,7 @@ def test_correction_reads_all_devices_once_then_verifies_with_verify_reads():
 
 
 @pytest.mark.parametrize("field, value", [
-    ("verify_reads", 0), ("verify_reads", True), ("verify_reads", 2.0), ("max_iterations", True),
+    ("verify_reads", 0), ("verify_reads", 65), ("verify_reads", True), ("verify_reads", 2.0), ("max_iterations", True),
     ("partial_set_step_mode", "ramp"), ("adaptive_step_gain", 0.0), ("adaptive_step_gain", 1.5),
     ("adaptive_step_min_us", 0.0), ("adaptive_step_min_us", -0.1),
 ])

@@ -83,7 +83,8 @@ class PulseParameters:
     verify_tolerance_abs_us: float = param(0.4, ge=0, source="assumption, calibrated: docs/program-verify.md")
     verify_tolerance_rel: float = param(0.045, ge=0, source="assumption, calibrated: docs/program-verify.md")
     max_iterations: int = param(100, ge=1, source="assumption")
-    verify_reads: int = param(1, ge=1, source="assumption: one read per verify, as the calibration")
+    verify_reads: int = param(1, ge=1, le=64, source="assumption: one read per verify, as the calibration "
+                                                     "(at most 64: each verify draws reads x 18 normals per device)")
     partial_set_step_mode: Literal["fixed", "adaptive"] = param("fixed", source="fixed: the calibrated step (docs/program-verify.md); "
                                        "adaptive: error-driven step, after Papandreou et al. ISCAS 2011")
     adaptive_step_gain: float = param(0.5, gt=0, le=1, source="assumption: not published")

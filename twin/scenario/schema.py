@@ -9,11 +9,9 @@ anchors and aliases (alias bombs), duplicate keys and unknown keys, and reports 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import UnionType
@@ -27,7 +25,8 @@ from twin.device.parameters import PCMParameters, PulseParameters
 from twin.scenario.derive import Int, field_error, section
 from twin.scenario.quantities import UNITS_REQUIRED, Duration
 from twin.toolchain.specs import ARCHITECTURE_DATASET, NetworkSpec, TileGeometry, tiles_needed
-from twin.toolchain.idx import DatasetError, read_idx
+from twin.scenario.bounds import (MAX_CHECKPOINTS, MAX_DEVICES, MAX_DURATION, MAX_SEED, idx_problem,
+                                  is_torch_archive, work_problem)
 from twin.scenario.loader import ScenarioError, absolute_path, apply_overrides, parse_yaml, read_input_file
 from twin.scenario.policies import (ANALOG_POLICIES, POLICY_NAMES, CustomPolicy, NonePolicy, PeriodicPolicy, Policy,
                                    ThresholdPolicy)
@@ -50,22 +49,6 @@ _MNIST_HINT = (f"point it at a folder holding {', '.join(MNIST_FILES)} (raw or .
                "`twin run scenarios/paper_mnist.yaml --set network.data_path=/path/to/mnist`")
 
 PositiveDuration = Annotated[Duration, Field(gt=0)]
-
-MAX_DURATION = 200 * YEAR
-"""Integer nanoseconds reach 292 years; a deployment is capped well inside that."""
-MAX_CAMPAIGNS = 1_000_000
-"""Correction campaigns a run may schedule (the default year has 365; one takes ~0.1 s to simulate)."""
-MAX_EVALUATIONS = 1_000_000
-"""Accuracy evaluations (checkpoints x samples) a run may ask for."""
-MAX_SA_ITERATIONS = 10_000_000
-"""Simulated-annealing iterations per layer (sa_iterations x (sa_restarts + 1); the default is 40,000)."""
-MAX_CHECKPOINTS = 100_000
-"""Accuracy evaluations a run may schedule (each one a forward pass over the test set per sample)."""
-MAX_SEED = 2**32 - 1
-"""Seeds lie in 0 .. 2^32 - 1 (numpy's and torch's seed range everywhere a seed goes)."""
-MAX_DEVICES = 2**27
-"""Devices a chip may hold (134 M: about 2 GB of device state), so an input cannot exhaust memory."""
-
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -115,42 +98,17 @@ class NetworkConfig(_NetworkBase):
                 found = [self.data_path / f for f in (name, name + ".gz") if (self.data_path / f).is_file()]
                 if not found:
                     raise field_error("data_path", f"missing {self.data_path / name} (or .gz); {_MNIST_HINT}")
-                problem = _idx_problem(str(found[0]), *_identity(found[0]))  # found now, not in the run
+                problem = idx_problem(found[0])  # a garbage file is found now, not in the run
                 if problem:
                     raise field_error("data_path", problem)
         elif self.data_path is not None:
             raise field_error("data_path", "only used with dataset mnist (digits is bundled with scikit-learn)")
         if self.checkpoint is not None and not self.checkpoint.is_file():
             raise field_error("checkpoint", f"{self.checkpoint} does not exist (expected a torch state_dict file)")
-        if self.checkpoint is not None and not _torch_archive(self.checkpoint):
+        if self.checkpoint is not None and not is_torch_archive(self.checkpoint):
             raise field_error("checkpoint", f"{self.checkpoint} is not a file torch.save wrote (a zip archive holding "
                                             "data.pkl); save the network's state_dict with torch.save")
         return self
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    info = path.stat()
-    return info.st_size, info.st_mtime_ns
-
-
-@functools.lru_cache(maxsize=64)
-def _idx_problem(path: str, size: int, mtime_ns: int) -> str | None:
-    """What is wrong with an IDX file, or None; read once per file version (a sweep re-validates
-    its scenario for every run)."""
-    try:
-        read_idx(Path(path))
-    except DatasetError as exc:
-        return str(exc)
-    return None
-
-
-def _torch_archive(path: Path) -> bool:
-    """What torch.save writes (since torch 1.6): a zip archive with a data.pkl record."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith("data.pkl") for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 class CheckpointsConfig(_Config):
@@ -270,43 +228,11 @@ class Scenario(_Config):
 
     @model_validator(mode="after")
     def _work_bounded(self) -> Scenario:
-        """Refuse, at validate time, inputs that would run for days: campaigns, evaluations, SA."""
-        campaigns = self.campaigns_estimate()
-        if campaigns > MAX_CAMPAIGNS:
-            count = f"about {campaigns:,}"
-            if getattr(self.policy, "growth", 1.0) != 1.0:
-                count = f"more than {MAX_CAMPAIGNS:,}"  # the geometric count stops there
-            raise field_error("policy.interval", f"schedules {count} correction campaigns over "
-                              f"{duration_label(self.duration)}, more than the {MAX_CAMPAIGNS:,} a run may hold; "
-                              "use a longer interval")
-        samples = self.evaluation.accuracy_samples
-        evaluations = len(self.checkpoint_times_ns()) * samples
-        if evaluations > MAX_EVALUATIONS:
-            raise field_error("evaluation.accuracy_samples", f"{samples:,} samples at each checkpoint make "
-                              f"{evaluations:,} accuracy evaluations, more than {MAX_EVALUATIONS:,}")
-        net = self.network
-        iterations = net.sa_iterations * (net.sa_restarts + 1)
-        if iterations > MAX_SA_ITERATIONS:
-            raise field_error("network.sa_iterations", f"sa_iterations x (sa_restarts + 1) = {iterations:,} "
-                              f"annealing steps per layer, more than {MAX_SA_ITERATIONS:,}")
+        """Refuse, at validate time, inputs that would run for days (twin.scenario.bounds)."""
+        problem = work_problem(self)
+        if problem:
+            raise field_error(*problem)
         return self
-
-    def campaigns_estimate(self) -> int:
-        """Correction campaigns the policy schedules over the duration (0 without a schedule);
-        stops counting past :data:`MAX_CAMPAIGNS`."""
-        interval = getattr(self.policy, "interval", None)
-        if interval is None:
-            return 0
-        growth = getattr(self.policy, "growth", 1.0)
-        if growth == 1.0:
-            return self.duration // interval
-        gap, t, n = float(interval), float(interval), 0
-        max_gap = getattr(self.policy, "max_interval", interval)
-        while t <= self.duration and n <= MAX_CAMPAIGNS:
-            n += 1
-            gap = min(gap * growth, max_gap)
-            t += gap
-        return n
 
     @property
     def replicas(self) -> int:
