@@ -19,6 +19,8 @@ INVALID_INPUT = 2
 INTERNAL_ERROR = 1
 ENVIRONMENT_ERROR = 3
 """The machine, not the input: a folder that cannot be created or written, a full disk."""
+RUNS_FAILED = 5
+"""A sweep finished, but some of its runs failed: their rows in sweep.csv hold the errors."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("scenario", type=Path, help="a scenario YAML, or a compare YAML (scenario:, policies:, seeds:)")
     cmp.add_argument("--policies", help="comma-separated, e.g. none,gdc,periodic,periodic+gdc,threshold,drift_aware")
     cmp.add_argument("--seeds", type=int, help="seeds per policy (default 1, or the compare YAML's)")
-    cmp.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    cmp.add_argument("--workers", type=int, help="local worker processes (default: one per core; 1 = in this process)")
+    cmp.add_argument("--scheduler", help="address of a running Dask scheduler (default: a local cluster)")
     cmp.add_argument("--out", type=Path, help="output folder (default runs/<name>/compare-<UTC timestamp>/)")
     cmp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
     cmp.add_argument("--force", action="store_true")
@@ -54,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     opt.add_argument("--out", type=Path, help="also write optimize.json here")
     opt.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
     opt.add_argument("--force", action="store_true")
+    swp = sub.add_parser("sweep", help="many runs of a base scenario (grid, list, seeds) on Dask; resumable")
+    swp.add_argument("sweep", type=Path, help="a sweep YAML (scenario:, grid:, list:, seeds:, set:; docs/sweeps.md)")
+    swp.add_argument("--out", type=Path, help="output folder (default runs/sweep-<file name>/: re-running resumes)")
+    swp.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                                         "(default: a local cluster)")
+    swp.add_argument("--workers", type=int, help="local worker processes (default: one per core; 1 = in this process)")
+    swp.add_argument("--force", action="store_true", help="re-run runs already finished in --out")
+    swp.add_argument("--quiet", action="store_true", help="no progress bar")
     validate = sub.add_parser("validate", help="check a scenario and its referenced files; run nothing")
     validate.add_argument("scenario", type=Path)
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
@@ -139,12 +150,65 @@ def _compare(args) -> int:
     out = args.out or Path("runs") / path_name(scenario.name) / f"compare-{_stamp()}"
     prepare_output_dir(out, COMPARE_FILES, args.force)
     print(f"comparing {len(specs)} policies x {seeds} seeds on {scenario.name} ...", file=sys.stderr)
-    result = compare(scenario, specs, seeds, args.workers,
-                     lambda done, total: print(f"  {done}/{total} runs done", file=sys.stderr))
+    result = compare(scenario, specs, seeds, args.workers, _print_count("runs"), args.scheduler)
     write_compare(result, out, force=True)
     print(csv_text(result), end="")
     print(f"results: {out}/ ({', '.join(COMPARE_FILES)})")
     return 0
+
+
+def _sweep(args) -> int:
+    from twin.study.sweep import load_sweep_file, run_sweep
+    from twin.scenario.schema import ScenarioError
+    if args.workers is not None and args.workers < 1:
+        raise ScenarioError([("--workers", f"must be >= 1, got {args.workers}")])
+    sweep = load_sweep_file(args.sweep)
+    out = args.out or Path("runs") / f"sweep-{path_name(args.sweep.stem)}"
+    print(f"sweep {args.sweep}: {len(sweep.runs)} runs into {out}/", file=sys.stderr)
+    progress = _count_progress("runs", len(sweep.runs), args.quiet)
+    with progress or _Nothing():
+        rows = run_sweep(sweep, out, args.workers, args.scheduler, args.force,
+                         progress.update if progress else _print_count("runs"))
+    failed = [key for key, row in rows.items() if row["status"] == "failed"]
+    resumed = sum(1 for row in rows.values() if row.get("resumed"))
+    print(f"{len(rows) - len(failed)} of {len(sweep.runs)} runs finished ({resumed} found done), "
+          f"{len(failed)} failed; results: {out}/sweep.csv", file=sys.stderr)
+    return RUNS_FAILED if failed else 0
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _print_count(what: str):
+    return lambda done, total: print(f"  {done}/{total} {what} done", file=sys.stderr)
+
+
+class _CountProgress:
+    """A rich progress bar over runs (with an ETA), shown only on a terminal."""
+
+    def __init__(self, what: str, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        self.bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+        self.task = self.bar.add_task(what, total=total)
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+
+def _count_progress(what: str, total: int, quiet: bool) -> _CountProgress | None:
+    return None if quiet or not sys.stderr.isatty() else _CountProgress(what, total)
 
 
 def _optimize(args) -> int:
@@ -191,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     from twin.simulate import ScenarioBuildError
     from firmware_model.policies import PolicyError
     try:
-        return {"run": _run, "validate": _validate, "compare": _compare, "optimize": _optimize}[args.command](args)
+        return {"run": _run, "validate": _validate, "compare": _compare, "optimize": _optimize,
+                "sweep": _sweep}[args.command](args)
     except (ScenarioError, DatasetError, ScenarioBuildError, OutputExistsError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return INVALID_INPUT

@@ -3,7 +3,7 @@
 Every policy runs with seeds ``seed .. seed + N - 1``; a given seed programs the same chip
 identically under every policy (common random numbers: the programming, probe and evaluation
 streams depend on the seed only), so differences between policies are the policies'.
-Runs go to worker processes, one per core by default.
+Runs go to the run engine (:mod:`twin.study.engine`): Dask workers, one per core by default.
 """
 
 from __future__ import annotations
@@ -11,11 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,7 @@ from twin.scenario.loader import parse_yaml, read_input_file
 from twin.scenario.schema import Scenario, ScenarioError, load_scenario
 from twin.units import DAY, SECOND
 
-__all__ = ["PolicySpec", "parse_policies", "load_compare_file", "run_many", "compare", "policy_metrics",
+__all__ = ["RUN_FIGURES", "PolicySpec", "parse_policies", "load_compare_file", "run_many", "compare", "policy_metrics",
            "write_compare", "COMPARE_FILES"]
 
 COMPARE_FILES = ["compare.csv", "compare.json", "pareto.png"]
@@ -90,56 +87,23 @@ def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | Non
     return scenario, specs, seeds
 
 
-def _single_threaded_worker() -> None:
-    import torch
-    torch.set_num_threads(1)  # one worker process per core
-
-
-def _run_one(task: tuple[Scenario, str, int]) -> dict:
-    """One simulation; a failure is recorded, never raised (a sweep must finish)."""
-    from twin.simulate import simulate
-    scenario, label, seed = task
-    try:
-        result = simulate(scenario)
-        return {"label": label, "seed": seed, "summary": result.summary, "error": None}
-    except Exception as exc:  # recorded in compare.json
-        return {"label": label, "seed": seed, "summary": None, "error": f"{type(exc).__name__}: {exc}"}
-
-
 def run_many(tasks: list[tuple[Scenario, str, int]], workers: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """Run tasks in worker processes (spawned: no forked torch state); results in task order."""
-    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    _warm_cache(tasks)
-    if workers == 1:
-        results = []
-        for i, task in enumerate(tasks):
-            results.append(_run_one(task))
-            if progress:
-                progress(i + 1, len(tasks))
-        return results
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_single_threaded_worker) as pool:
-        futures = [pool.submit(_run_one, task) for task in tasks]
-        results = []
-        for i, future in enumerate(futures):
-            results.append(future.result())
-            if progress:
-                progress(i + 1, len(tasks))
-    return results
+             progress: Callable[[int, int], None] | None = None, scheduler: str | None = None) -> list[dict]:
+    """Run ``(scenario, label, seed)`` tasks on the run engine (:mod:`twin.study.engine`: Dask
+    workers, or this process when ``workers == 1``); results in task order, a failed run's error
+    recorded in its entry."""
+    from twin.study.engine import RunTask, run_tasks
+    runs = [RunTask(f"{i:06d}", scenario, label, seed) for i, (scenario, label, seed) in enumerate(tasks)]
+    done = 0
 
+    def arrived(_outcome) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, len(runs))
 
-def _warm_cache(tasks: list[tuple[Scenario, str, int]]) -> None:
-    """Train each distinct network once here, so workers only load it from the cache."""
-    from twin.scenario.build import network_spec
-    from twin.toolchain.prepare import prepare_network
-    seen = set()
-    for scenario, _, _ in tasks:
-        network, seed = network_spec(scenario)
-        key = (repr(network), seed, scenario.chip.levels)
-        if key not in seen:
-            seen.add(key)
-            prepare_network(network, scenario.chip.levels, seed, scenario.evaluation.test_images)
+    outcomes = run_tasks(runs, workers, scheduler, on_result=arrived)
+    return [{"label": o.label, "seed": o.seed, "summary": o.summary, "error": o.error} for o in outcomes]
 
 
 def time_weighted_mean(accuracy: list[dict]) -> float:
@@ -147,7 +111,7 @@ def time_weighted_mean(accuracy: list[dict]) -> float:
     t = np.array([a["t_s"] for a in accuracy])
     acc = np.array([a["accuracy"] for a in accuracy])
     area = acc[0] * t[0] + float(np.sum((acc[1:] + acc[:-1]) / 2 * np.diff(t)))
-    return area / t[-1]
+    return float(area / t[-1])
 
 
 def _stats(values: list[float | None]) -> dict | None:
@@ -167,30 +131,35 @@ def _misread_rate(summary: dict) -> float | None:
     return summary["misreads"] / reads if reads else 0.0
 
 
+def _maintenance(s: dict) -> float:
+    return maintenance_energy(s["energy_j"])  # the one definition (twin.chip.ledger)
+
+
+RUN_FIGURES: dict[str, Callable[[dict], float | None]] = {
+    "accuracy_start": lambda s: s["accuracy"][0]["accuracy"],
+    "accuracy_final": lambda s: s["accuracy"][-1]["accuracy"],
+    "accuracy_min": lambda s: min(a["accuracy"] for a in s["accuracy"]),
+    "accuracy_time_weighted": lambda s: time_weighted_mean(s["accuracy"]),
+    "energy_total_j": lambda s: s["energy_j"]["total"],
+    "energy_maintenance_j": _maintenance,
+    "energy_maintenance_per_day_j": lambda s: _maintenance(s) / (s["duration_s"] / (DAY / SECOND)),
+    "pulses": lambda s: s["pulses"]["total"],
+    "campaigns": lambda s: s["campaigns"],
+    "misreads": lambda s: s["misreads"],
+    "misread_rate_per_campaign": _misread_rate,
+    "displaced_devices": lambda s: s["displaced_devices"],
+    "availability_time": lambda s: s["availability"]["time"],
+    "longest_unavailability_s": lambda s: s["longest_unavailability_s"],
+}
+"""The figures of one run, from its summary.json: what compare aggregates over seeds and what a
+sweep's row holds (units in the names; accuracies are fractions)."""
+
+
 def policy_metrics(summaries: list[dict]) -> dict:
     """The figures of one policy over its seeds."""
-    days = summaries[0]["duration_s"] / (DAY / SECOND)
-
-    def maintenance(s: dict) -> float:
-        return maintenance_energy(s["energy_j"])  # the one definition (twin.chip.ledger)
-
-    return {
-        "seeds": [s["seed"] for s in summaries],
-        "accuracy_start": _stats([s["accuracy"][0]["accuracy"] for s in summaries]),
-        "accuracy_final": _stats([s["accuracy"][-1]["accuracy"] for s in summaries]),
-        "accuracy_min": _stats([min(a["accuracy"] for a in s["accuracy"]) for s in summaries]),
-        "accuracy_time_weighted": _stats([time_weighted_mean(s["accuracy"]) for s in summaries]),
-        "energy_total_j": _stats([s["energy_j"]["total"] for s in summaries]),
-        "energy_maintenance_j": _stats([maintenance(s) for s in summaries]),
-        "energy_maintenance_per_day_j": _stats([maintenance(s) / days for s in summaries]),
-        "pulses": _stats([s["pulses"]["total"] for s in summaries]),
-        "campaigns": _stats([s["campaigns"] for s in summaries]),
-        "misreads": _stats([s["misreads"] for s in summaries]),
-        "misread_rate_per_campaign": _stats([_misread_rate(s) for s in summaries]),
-        "displaced_devices": _stats([s["displaced_devices"] for s in summaries]),
-        "availability_time": _stats([s["availability"]["time"] for s in summaries]),
-        "longest_unavailability_s": _stats([s["longest_unavailability_s"] for s in summaries]),
-    } | traffic_metrics(summaries)
+    return ({"seeds": [s["seed"] for s in summaries]}
+            | {name: _stats([get(s) for s in summaries]) for name, get in RUN_FIGURES.items()}
+            | traffic_metrics(summaries))
 
 
 TRAFFIC_METRICS: dict[str, Callable[[dict], float]] = {
@@ -219,7 +188,7 @@ def traffic_metrics(summaries: list[dict]) -> dict:
 
 
 def compare(scenario: Scenario, specs: Sequence[PolicySpec], seeds: int = 1, workers: int | None = None,
-            progress: Callable[[int, int], None] | None = None) -> dict:
+            progress: Callable[[int, int], None] | None = None, scheduler: str | None = None) -> dict:
     """Run every policy with every seed; return the comparison (what compare.json holds)."""
     tasks = []
     # The network (data split, training, quantization) stays that of the first seed: the seeds
@@ -228,7 +197,7 @@ def compare(scenario: Scenario, specs: Sequence[PolicySpec], seeds: int = 1, wor
     for spec in specs:
         for seed in range(scenario.seed, scenario.seed + seeds):
             tasks.append((scenario.with_overrides(list(spec.overrides) + pin + [f"seed={seed}"]), spec.label, seed))
-    results = run_many(tasks, workers, progress)
+    results = run_many(tasks, workers, progress, scheduler)
     policies = {}
     for spec in specs:
         mine = [r for r in results if r["label"] == spec.label]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -26,12 +27,14 @@ class PreparedNetwork:
     x_test: torch.Tensor
     y_test: torch.Tensor
     model_sha256: str  # of the float network's state_dict, trained or loaded (cache.model_sha256)
+    cache_file: Path | None = None  # the cached trained weights; None for a network loaded from a checkpoint
 
 
 def prepare_network(network, levels: int, seed: int, test_images: int | None = None,
                     quantized: bool = True) -> PreparedNetwork:
     """Train (cached) or load the scenario's network and, if ``quantized``, quantize it to ``levels``."""
     data = load_dataset(network.dataset, network.data_path, seed=seed)
+    cache_file = None
     if network.checkpoint is not None:
         model = build_network(network.architecture, seed=seed)
         model.load_state_dict(torch.load(network.checkpoint, weights_only=True))
@@ -40,11 +43,12 @@ def prepare_network(network, levels: int, seed: int, test_images: int | None = N
         config = default_training(network.architecture, seed, hwa=HWAConfig() if network.hwa else None)
         if network.epochs is not None:
             config = replace(config, epochs=network.epochs)
-        model = train(data, config).model
+        trained = train(data, config)
+        model, cache_file = trained.model, trained.cache_file
     digest = model_sha256(model)  # before quantization, of exactly the weights trained or loaded
     schedule = AnnealSchedule(iterations=network.sa_iterations, restarts=network.sa_restarts)
     quant = quantize_network(model, levels=levels, schedule=schedule, seed=seed) if quantized else None
     x, y = data.x_test, data.y_test
     if test_images is not None:
         x, y = x[:test_images], y[:test_images]
-    return PreparedNetwork(data, model, quant, evaluate_digital(model, x, y), x, y, digest)
+    return PreparedNetwork(data, model, quant, evaluate_digital(model, x, y), x, y, digest, cache_file)

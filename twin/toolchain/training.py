@@ -102,6 +102,7 @@ class TrainedModel:
     cache_key: str
     from_cache: bool
     model_sha256: str  # of the state_dict (see twin.toolchain.cache.model_sha256)
+    cache_file: Path  # where the weights are cached (a content-keyed name: shipped to sweep workers)
 
 
 @contextmanager
@@ -251,4 +252,4 @@ def train(data: Dataset, config: TrainingConfig, cache_dir: Path | None = None) 
         save_atomically(model.state_dict(), path)
     model.eval()
     accuracy = evaluate_digital(model, data.x_test, data.y_test)
-    return TrainedModel(model, config, accuracy, key, from_cache, model_sha256(model))
+    return TrainedModel(model, config, accuracy, key, from_cache, model_sha256(model), path)

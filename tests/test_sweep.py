@@ -1,0 +1,131 @@
+"""twin sweep: the sweep file, one folder per run, sweep.csv after every result, resume, failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from twin.cli import RUNS_FAILED, main
+from twin.scenario.loader import ScenarioError
+from twin.study import engine
+from twin.study.sweep import MAX_SWEEP_RUNS, START_MARKER, load_sweep_file
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["duration=2 d", "checkpoints.count=2", "evaluation.accuracy_samples=1", "evaluation.test_images=200",
+        "network.sa_iterations=200", "network.sa_restarts=1", "outputs.per_device_pulses=false"]
+
+
+def write_sweep(folder: Path, body: str, common: list[str] = FAST) -> Path:
+    path = folder / "sweep.yaml"
+    path.write_text(f"scenario: {ROOT / 'scenarios/default.yaml'}\nset: {json.dumps(common)}\n{body}")
+    return path
+
+
+def rows(out: Path) -> list[dict]:
+    with open(out / "sweep.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_grid_times_list_times_seeds(tmp_path):
+    sweep = load_sweep_file(write_sweep(tmp_path, """
+grid: {chip.levels: [4, 8], policy.gdc: [true, false]}
+list: [{policy.name: none}, {policy.name: periodic, policy.interval: 12 h}]
+seeds: [3, 9]
+"""))
+    assert len(sweep.runs) == 2 * 2 * 2 * 2
+    assert sweep.factors == ["chip.levels", "policy.gdc", "policy.name", "policy.interval"]
+    assert len({r.key for r in sweep.runs}) == len(sweep.runs)
+    run = sweep.runs[-1]
+    assert (run.scenario.chip.levels, run.scenario.policy.gdc, run.scenario.policy.name, run.seed) == (8, False, "periodic", 9)
+    assert run.scenario.policy.interval == 12 * 3600 * 10**9
+    assert run.key.startswith("chip.levels-8_policy.gdc-false_policy.name-periodic_policy.interval-12-h_seed9_")
+    # seeds vary the chip only: the network keeps the base seed
+    assert {r.scenario.network.seed for r in sweep.runs} == {0}
+    # the same file gives the same folder names (resume finds them)
+    assert [r.key for r in load_sweep_file(sweep.path).runs] == [r.key for r in sweep.runs]
+
+
+@pytest.mark.parametrize("body, field", [
+    ("grid: {chip.levels: 4}", "grid.chip.levels"),
+    ("grid: {chip.levels: [4, 100000]}", "chip.levels"),
+    ("list: [{policy.name: nonsense}]", "policy"),
+    ("seeds: 0", "seeds"),
+    ("seeds: true", "seeds"),
+    ("seeds: [1, 1]", "seeds"),
+    ("grid: {chip.levels: [4]}\nlist: [{chip.levels: 8}]", "list[0].chip.levels"),
+    ("grids: {chip.levels: [4]}", "grids"),
+    (f"grid: {{seed: {list(range(MAX_SWEEP_RUNS + 1))}}}", "grid"),
+])
+def test_bad_sweep_files_name_the_field(tmp_path, body, field):
+    with pytest.raises(ScenarioError) as info:
+        load_sweep_file(write_sweep(tmp_path, body))
+    assert field in str(info.value)
+
+
+def test_sweep_writes_runs_and_resumes(tmp_path, capsys):
+    path = write_sweep(tmp_path, "grid: {chip.levels: [4, 8]}\nseeds: 2\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    table = rows(out)
+    assert [r["status"] for r in table] == ["ok"] * 4
+    assert [r["chip.levels"] for r in table] == ["4", "4", "8", "8"] and [r["seed"] for r in table] == ["0", "1"] * 2
+    for row in table:
+        summary = json.loads((out / row["run"] / "summary.json").read_text())
+        assert float(row["accuracy_final"]) == summary["accuracy"][-1]["accuracy"]
+        assert int(row["pulses"]) == summary["pulses"]["total"]
+        assert (out / row["run"] / "scenario.resolved.yaml").exists()
+    # resume: only the run whose summary went missing runs again
+    lost = table[1]["run"]
+    (out / lost / "summary.json").unlink()
+    starts = {r["run"]: len((out / r["run"] / START_MARKER).read_text().splitlines()) for r in table}
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    again = {r["run"]: len((out / r["run"] / START_MARKER).read_text().splitlines()) for r in table}
+    assert {k for k in again if again[k] != starts[k]} == {lost}
+    assert [r["status"] for r in rows(out)] == ["ok"] * 4
+    assert "(3 found done)" in capsys.readouterr().err
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
+    path = write_sweep(tmp_path, """
+list:
+  - {policy.name: none}
+  - {policy: {class: "exploding_policy:ExplodesAtFirstCampaign"}}
+""")
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]) == RUNS_FAILED
+    table = rows(out)
+    assert [r["status"] for r in table] == ["ok", "failed"]
+    assert "boom at the first campaign" in table[1]["error"] and table[1]["accuracy_final"] == ""
+    assert "boom" in (out / table[1]["run"] / "error.txt").read_text()
+    assert not (out / table[1]["run"] / "summary.json").exists()
+    assert "1 failed" in capsys.readouterr().err
+
+
+def test_a_worker_needs_no_training_and_no_cache_of_its_own(tmp_path, monkeypatch):
+    """The task ships the trained network: a worker with an empty cache loads it, never trains."""
+    scenario = load_sweep_file(write_sweep(tmp_path, "")).runs[0].scenario
+    files = engine.network_files(scenario)
+    assert len(files) == 1 and next(iter(files)).endswith(".pt")
+    monkeypatch.setenv("PCM_TWIN_CACHE", str(tmp_path / "empty-worker-cache"))
+    import twin.toolchain.training as training
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the worker trained a network")
+
+    monkeypatch.setattr(training, "_train_digital", no_training)
+    outcome = engine.execute(engine.RunTask("k", scenario, "k", 0), files)
+    assert outcome.error is None, outcome.error
+    assert (tmp_path / "empty-worker-cache" / "models" / next(iter(files))).read_bytes() == next(iter(files.values()))
+    # without the shipped file the same worker would have to train
+    (tmp_path / "empty-worker-cache" / "models" / next(iter(files))).unlink()
+    assert "trained a network" in engine.execute(engine.RunTask("k", scenario, "k", 0), {}).error
+
+
+def test_the_example_sweep_file_is_valid():
+    sweep = load_sweep_file(ROOT / "docs/examples/sweep.yaml")
+    assert len(sweep.runs) == 8
+    assert os.path.isfile(sweep.base.network.checkpoint or __file__)
