@@ -14,8 +14,8 @@ import numpy as np
 
 from firmware_model.decoder import DecodeResult, make_decoder
 from firmware_model.interface import (Command, FirmwareConfig, Halt, Load, Observation, OffchipData, OffchipRead,
-                                      Probe, ProbeReading, Program, ProgramReport, Wait)
-from firmware_model.policies import Policy, checked_next_campaign, checked_tiles, checked_verdict
+                                      Probe, ProbeReading, Program, ProgramReport, TileLayout, Wait)
+from firmware_model.policies import Policy, call_policy, checked_next_campaign, checked_tiles, checked_verdict
 
 __all__ = ["State", "Controller", "Transition", "MAX_DEFER_CHECKS"]
 
@@ -30,6 +30,7 @@ class State(str, Enum):
     CORRECT = "CORRECT"
     VERIFY = "VERIFY"
     FAULT = "FAULT"
+    TILE_FAULT = "TILE_FAULT"  # a probe reading says the tile is dead: it is skipped from then on
     OFFCHIP = "OFFCHIP"  # waiting for weights from an off-chip copy (full_refresh only)
 
 
@@ -71,9 +72,19 @@ class Controller:
         "unit": "duration", "gt": 0, "source": "assumption: a campaign is put off by at most 1 h"})
     defer_recheck: int = field(default=10**6, metadata={
         "unit": "duration", "gt": 0, "source": "assumption: the queue is looked at again after 1 ms"})
+    # Dead-tile check on every probe reading (docs/faults.md): a tile is given up when at least
+    # dead_tile_fraction of its reference devices of known level > 0 read at or below dead_tile_floor x g_max.
+    # Firmware constants, not scenario keys (a scenario that sets none keeps its hash).
+    dead_tile_floor: float = field(default=0.01, metadata={
+        "gt": 0, "le": 0.5, "scenario": False,
+        "source": "assumption: a live reference reads far above 1% of g_max (drift and noise included)"})
+    dead_tile_fraction: float = field(default=0.5, metadata={
+        "gt": 0, "le": 1, "scenario": False,
+        "source": "assumption: half the references at the floor (a few stuck or misread ones do not kill a tile)"})
     state: State = State.IDLE
     trace: list[Transition] = field(default_factory=list)
     faulty: dict[int, set[int]] = field(default_factory=dict)  # tile -> local devices given up on
+    dead_tiles: dict[int, int] = field(default_factory=dict)  # tile -> when it was given up (ns): never probed again
     decisions: list[TileDecision] = field(default_factory=list)  # drained by the chip
     campaigns: int = 0  # campaigns started so far
     _queue: list[int] = field(default_factory=list)
@@ -95,6 +106,8 @@ class Controller:
         if self.defer_queue is not None and self.max_defer // self.defer_recheck > MAX_DEFER_CHECKS:
             raise ValueError(f'"defer_recheck": max_defer / defer_recheck exceeds {MAX_DEFER_CHECKS:,} looks at '
                              "the queue per deferred campaign; re-check less often")
+        if not 0 < self.dead_tile_floor <= 0.5 or not 0 < self.dead_tile_fraction <= 1:
+            raise ValueError('"dead_tile_floor" must be in (0, 0.5] and "dead_tile_fraction" in (0, 1].')
         self._decoder = make_decoder(self.decoder)
 
     # ------------------------------------------------------------------------------------
@@ -125,7 +138,7 @@ class Controller:
         raise RuntimeError(f"controller stepped in state {self.state}")
 
     def _idle(self, now_ns: int, load: Load | None = None) -> Command:
-        start = checked_next_campaign(self.policy.next_campaign(now_ns), now_ns)
+        start = checked_next_campaign(call_policy(self.policy, "next_campaign", now_ns), now_ns)
         if start is None:
             return Halt("policy schedules no further campaign")
         if start > now_ns:
@@ -134,9 +147,11 @@ class Controller:
             self.deferrals += 1
             return Wait(now_ns + self.defer_recheck, deferred=True)
         self._due_since = None
-        self._queue = checked_tiles(self.policy.tiles(now_ns, len(self.config.tiles)), len(self.config.tiles))
+        self._queue = checked_tiles(call_policy(self.policy, "tiles", now_ns, len(self.config.tiles)),
+                                    len(self.config.tiles))
         if not self._queue:
             return Halt("policy started a campaign with no tiles")
+        self._queue = [tile for tile in self._queue if tile not in self.dead_tiles]  # dead tiles are skipped
         self.campaigns += 1
         return self._next_tile(now_ns)
 
@@ -151,7 +166,7 @@ class Controller:
     def _next_tile(self, now_ns: int) -> Command:
         if not self._queue:
             self._tile = None
-            self.policy.campaign_finished(now_ns)
+            call_policy(self.policy, "campaign_finished", now_ns)
             self._enter(now_ns, State.IDLE)
             return self._idle(now_ns, self._load)  # a campaign due at once may be deferred too
         self._tile = self._queue.pop(0)
@@ -162,8 +177,12 @@ class Controller:
     def _decode(self, now_ns: int, reading: ProbeReading) -> Command:
         self._enter(now_ns, State.DECODE)
         layout = self.config.tiles[reading.tile]
+        if self._reads_dead(reading, layout):  # nothing to decode: keep serving the other tiles
+            self.dead_tiles[reading.tile] = now_ns
+            self._enter(now_ns, State.TILE_FAULT)
+            return self._next_tile(now_ns)
         self._decoded = self._decoder.decode(reading, layout, self.config)
-        self._correct_tile = checked_verdict(self.policy.should_correct(reading.tile, self._decoded))  # once per tile
+        self._correct_tile = checked_verdict(call_policy(self.policy, "should_correct", reading.tile, self._decoded))  # once per tile
         if self.policy.uses_offchip and self._correct_tile:
             # The levels come from the off-chip copy instead of the decoder; the transfer is paid.
             self._reading = reading
@@ -171,6 +190,16 @@ class Controller:
             n_weights = int(layout.weight_cells.sum())
             return OffchipRead(reading.tile, n_weights * getattr(self.policy, "bytes_per_weight", 1))
         return self._correct(now_ns, reading, self._decoded.levels.astype(np.int16).copy())
+
+    def _reads_dead(self, reading: ProbeReading, layout: TileLayout) -> bool:
+        """Whether the tile's reference devices of known level > 0 read at the floor (too many of
+        them to be stuck devices or misreads): a dead tile, or its periphery. Without such
+        references nothing tells a dead tile from one holding zeros: never."""
+        cells = np.asarray(layout.reference_cells, dtype=np.int64)[np.asarray(layout.reference_levels) > 0]
+        if cells.size == 0:
+            return False
+        reads = reading.devices()[np.concatenate([cells, cells + layout.rows * layout.cols])]
+        return bool(np.mean(reads <= self.dead_tile_floor * self.config.g_max_us) >= self.dead_tile_fraction)
 
     def _correct(self, now_ns: int, reading: ProbeReading, levels: np.ndarray) -> Command:
         layout = self.config.tiles[reading.tile]

@@ -52,6 +52,20 @@ class PolicyError(ValueError):
         return f"policy.{self.method}: {self.message}"
 
 
+def call_policy(policy: Any, method: str, *args: Any) -> Any:
+    """``policy.<method>(*args)``; an exception a user class raises becomes a PolicyError naming
+    the method (bad input, exit 2). The built-in policies' exceptions stay what they are: bugs."""
+    bound = getattr(policy, method)
+    if type(policy).__module__ == __name__:
+        return bound(*args)
+    try:
+        return bound(*args)
+    except PolicyError:
+        raise
+    except Exception as exc:
+        raise PolicyError(method, f"raised {type(exc).__name__}: {exc}") from exc
+
+
 def _is_int(value: Any) -> bool:
     """An integer (Python's or numpy's), not a boolean."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)

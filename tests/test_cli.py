@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from twin.cli import main
+from twin.cli import ENVIRONMENT_ERROR, main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "scenarios" / "default.yaml"
@@ -137,7 +137,7 @@ def test_out_that_is_a_file_is_bad_input_and_an_uncreatable_one_an_environment_f
         import errno
         raise PermissionError(errno.EACCES, "Permission denied", str(directory))
     monkeypatch.setattr("twin.atomic.prepare_output_dir", refuse)
-    assert main(["run", str(DEFAULT), "--out", str(tmp_path / "run")]) == 3  # the machine, not the input
+    assert main(["run", str(DEFAULT), "--out", str(tmp_path / "run")]) == ENVIRONMENT_ERROR  # the machine, not the input
     err = capsys.readouterr().err
     assert "Permission denied" in err and "Traceback" not in err
 

@@ -58,12 +58,13 @@ RULES = [
     ("traffic engine", ["twin.traffic.engine", "twin.traffic.setup"],
      {"torch", "pydantic", "twin.scenario", "twin.study", "twin.report", "twin.cli"}),
     ("scenario schema", ["twin.scenario.schema", "twin.scenario.bounds", "twin.scenario.policies", "twin.scenario.loader",
-                         "twin.scenario.derive", "twin.scenario.quantities", "twin.scenario.traffic"],
+                         "twin.scenario.derive", "twin.scenario.quantities", "twin.scenario.traffic",
+                         "twin.scenario.faults", "twin.scenario.errors"],
      {"torch", "simpy", "twin.chip.chip", "twin.toolchain.training", "twin.study", "twin.report", "twin.cli"}),
     ("report", layer_modules("twin.report"), {"twin.cli", "twin.study"}),
-    ("foundations", ["twin.units", "twin.params", "twin.atomic", "twin.intervals", "twin.seeding"],
+    ("foundations", ["twin.units", "twin.params", "twin.atomic", "twin.run_folder", "twin.intervals", "twin.seeding"],
      {"torch", "simpy", "pydantic", "numpy", "twin.device", "twin.toolchain", "twin.chip", "twin.scenario"}),
-    ("study and facade", layer_modules("twin.study") + ["twin.simulate"], {"twin.cli"}),
+    ("study and facade", layer_modules("twin.study") + ["twin.simulate", "twin.resume"], {"twin.cli"}),
 ]
 
 

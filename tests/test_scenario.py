@@ -216,11 +216,11 @@ def test_bare_numbers_need_units(tmp_path):
 
 def test_unknown_key_rejected_with_path(tmp_path):
     errors = errors_of(tmp_path, "chip:\n  rowz: 3\n  device: {drift_scael: 2}\nextra: 1\n")
-    assert errors == {"chip.rowz": "Extra inputs are not permitted",
-                      "chip.device.drift_scael": "Extra inputs are not permitted",
-                      "extra": "Extra inputs are not permitted"}
+    assert errors == {"chip.rowz": "Extra inputs are not permitted; did you mean 'rows'?",
+                      "chip.device.drift_scael": "Extra inputs are not permitted; did you mean 'drift_scale'?",
+                      "extra": "Extra inputs are not permitted"}  # nothing close: no suggestion
     error = ScenarioError(list(errors.items()))
-    assert "chip.rowz: Extra inputs are not permitted" in str(error).splitlines()
+    assert "chip.rowz: Extra inputs are not permitted; did you mean 'rows'?" in str(error).splitlines()
     assert pickle.loads(pickle.dumps(error)).errors == error.errors
 
 
@@ -452,3 +452,14 @@ def test_scenarios_pickle_for_worker_processes(policy):
     override = f"policy={policy}" if policy.startswith("{") else f"policy.name={policy}"
     scenario = Scenario(name="x").with_overrides([override, "chip.tiles=4"])
     assert pickle.loads(pickle.dumps(scenario)) == scenario
+
+
+def test_a_misspelt_key_gets_the_closest_key_of_its_own_section(tmp_path):
+    """The suggestion comes from the section the key is in: the policy the name selects, not
+    every policy (``none`` has no ``interval`` to suggest)."""
+    assert errors_of(tmp_path, "policy: {name: threshold, threshhold: 0.3}\n") == {
+        "policy.threshhold": "Extra inputs are not permitted; did you mean 'threshold'?"}
+    assert errors_of(tmp_path, "policy: {name: none, intervl: 1 d}\n") == {
+        "policy.intervl": "Extra inputs are not permitted"}
+    assert errors_of(tmp_path, "checkpoints: {cout: 3}\n") == {
+        "checkpoints.cout": "Extra inputs are not permitted; did you mean 'count'?"}

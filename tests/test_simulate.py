@@ -109,8 +109,9 @@ def test_snapshot_at_a_campaign_boundary_resumes_identically(scenario):
     resumed.restore(blob)
     resumed.resume()
     a, b = collect(whole, 0.0), collect(resumed, 0.0)
-    # SimPy's own event count differs by the restarted processes' bookkeeping events; all else is equal.
-    assert abs(a.summary.pop("events") - b.summary.pop("events")) <= 4
+    # The restart's own bookkeeping is not counted (Chip.load_state); the first part's stop at 36 h is
+    # one event of SimPy's (run(until) schedules it), which the uninterrupted run does not have.
+    assert b.summary.pop("events") == a.summary.pop("events") + 1
     assert json.dumps(a.summary, sort_keys=True) == json.dumps(b.summary, sort_keys=True)
     assert (a.timeline, a.campaigns, a.device_pulses) == (b.timeline, b.campaigns, b.device_pulses)
 

@@ -129,3 +129,21 @@ def test_the_example_sweep_file_is_valid():
     sweep = load_sweep_file(ROOT / "docs/examples/sweep.yaml")
     assert len(sweep.runs) == 8
     assert os.path.isfile(sweep.base.network.checkpoint or __file__)
+
+
+def test_a_sweep_folder_in_use_is_refused_and_a_killed_sweeps_folder_resumed(tmp_path, capsys):
+    from twin.run_folder import INCOMPLETE, claim_folder
+    path = write_sweep(tmp_path, "")
+    out = tmp_path / "out"
+    out.mkdir()
+    with claim_folder(out, command="another twin sweep"):  # a live claim: that sweep still runs
+        assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]) == 2
+        assert "in use" in capsys.readouterr().err
+        assert not (out / "sweep.csv").exists()
+    # a claim left by a sweep that was killed (its lock is gone) is taken over: the sweep resumes
+    (out / "twin.claim").write_text('{"pid": 999999, "host": "%s", "started": "x", "command": "twin sweep"}\n'
+                                    % __import__("socket").gethostname())
+    (out / INCOMPLETE).write_text("killed\n")
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    assert [r["status"] for r in rows(out)] == ["ok"]
+    assert not (out / INCOMPLETE).exists() and not (out / "twin.claim").exists()

@@ -9,7 +9,7 @@ from torch import nn
 from firmware_model.controller import Controller
 from firmware_model.policies import Periodic
 from twin.chip.ledger import CostModel
-from twin.chip.parameters import EnergyCosts, TimingCosts
+from twin.chip.parameters import EnergyCosts, FaultParameters, TimingCosts
 from twin.device.parameters import PCMParameters, PulseParameters
 from twin.scenario.build import Assembly, assemble, firmware_config
 from twin.toolchain.deploy import LayerQuantization, deploy_levels
@@ -39,7 +39,8 @@ def tiny_chip(pcm: PCMParameters = NOISELESS, pulses: PulseParameters = EXACT_PU
               granularity: str = "campaign", seed: int = 0, geometry: TileGeometry = TileGeometry(4, 4, 2),
               levels: int = 2, quant: dict | None = None, model: nn.Sequential | None = None,
               policy=None, gdc: bool = False, max_retries: int = 1, tiles: int | None = None,
-              trace: bool = False, traffic: TrafficSetup | None = None) -> Assembly:
+              trace: bool = False, traffic: TrafficSetup | None = None,
+              faults: FaultParameters | None = None) -> Assembly:
     if model is None:
         model = nn.Sequential(OrderedDict(fc=nn.Linear(6, 4, bias=False)))
     if quant is None:
@@ -53,4 +54,4 @@ def tiny_chip(pcm: PCMParameters = NOISELESS, pulses: PulseParameters = EXACT_PU
     y = torch.zeros(8, dtype=torch.int64)
     return assemble(deployment, controller, COSTS, pulses, seed, duration_ns, list(checkpoints), x, y, tiles=tiles,
                     gdc=gdc, granularity=granularity, accuracy_samples=1, periphery=PeripheryConfig(), trace=trace,
-                    traffic=traffic)
+                    traffic=traffic, faults=faults)

@@ -3,34 +3,74 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
-__all__ = ["OutputExistsError", "atomic_write_bytes", "atomic_write_text", "prepare_output_dir"]
+__all__ = ["OutputExistsError", "atomic_write_bytes", "atomic_write_text", "prepare_output_dir", "temporary_files"]
 
 
 class OutputExistsError(FileExistsError):
     """An output would overwrite earlier results and ``force`` was not given."""
 
 
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new, empty temporary file beside ``path`` (``.NAME.<random>.tmp``), open for writing.
+
+    Created with mode 0o666 so that the kernel applies the process's umask (and a default ACL of
+    the folder) exactly as for any file the user creates; ``tempfile.mkstemp`` would make every
+    output 0o600. The umask is never read: ``os.umask`` can only be read by setting it, which
+    races with other threads."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some file systems cannot sync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename over it."""
+    """Write to a temporary file beside ``path``, fsync, then rename over it; the file ends with
+    mode ``0o666 & ~umask``. On any failure (a full disk) ``path`` keeps its earlier content and
+    the temporary file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write() names no file: say which output it was
         raise
+    _fsync_folder(path.parent)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def temporary_files(directory: Path, name: str) -> list[Path]:
+    """Temporary files an interrupted atomic write of ``directory / name`` left behind."""
+    return list(Path(directory).glob(f".{name}.*.tmp"))
 
 
 def prepare_output_dir(directory: Path, names: list[str], force: bool) -> Path:
@@ -53,6 +93,6 @@ def prepare_output_dir(directory: Path, names: list[str], force: bool) -> Path:
     if force:
         for name in names:
             (directory / name).unlink(missing_ok=True)
-            for leftover in directory.glob(f".{name}.*.tmp"):
+            for leftover in temporary_files(directory, name):
                 leftover.unlink(missing_ok=True)
     return directory

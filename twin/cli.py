@@ -1,23 +1,25 @@
 """``twin``: run and validate scenarios.
 
-Exit codes: 0 success; 2 invalid input (the message names the field; no traceback);
-1 internal error.
+Exit codes (docs/errors.md): 0 success; 1 internal error; 2 invalid input or usage (the message
+names the field or flag; no traceback); 4 the environment failed (a folder not writable, a full
+disk); 5 a sweep finished with failed runs; 130 interrupted. (3 is kept for an optimize that finds
+no feasible schedule.)
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 
 __all__ = ["main"]
 
 INVALID_INPUT = 2
 INTERNAL_ERROR = 1
-ENVIRONMENT_ERROR = 3
+ENVIRONMENT_ERROR = 4
 """The machine, not the input: a folder that cannot be created or written, a full disk."""
 RUNS_FAILED = 5
 """A sweep finished, but some of its runs failed: their rows in sweep.csv hold the errors."""
@@ -27,13 +29,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twin", description="pcm-twin: digital twin of a self-correcting PCM chip")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="simulate a scenario over its deployment")
-    run.add_argument("scenario", type=Path)
-    run.add_argument("--out", type=Path, help="output folder (default runs/<name>/<UTC timestamp>/)")
+    run = sub.add_parser("run", help="simulate a scenario over its deployment (docs/runs.md)")
+    run.add_argument("scenario", type=Path, nargs="?", help="the scenario YAML (none with --resume)")
+    run.add_argument("--out", type=Path, help="output folder (default runs/<name>/<UTC time>-<pid>-<random>/)")
     run.add_argument("--seed", type=int, help="override the scenario's seed")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                      help="override a scenario value (YAML scalar), e.g. --set policy.interval='12 h'")
-    run.add_argument("--force", action="store_true", help="overwrite results already in --out")
+    run.add_argument("--force", action="store_true",
+                     help="start afresh in --out: remove every file an earlier run wrote there")
+    run.add_argument("--resume", type=Path, metavar="DIR",
+                     help="continue the stopped run in DIR from its last checkpoint (its scenario, seed and --set)")
+    run.add_argument("--checkpoint-every-campaigns", type=int, default=0, metavar="N",
+                     help="checkpoint after every N correction campaigns (default 0: not by count)")
+    run.add_argument("--checkpoint-every-seconds", type=float, default=300.0, metavar="S",
+                     help="checkpoint at the first campaign end S seconds of wall time after the last "
+                          "(default 300; 0: not by time)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     cmp = sub.add_parser("compare", help="run several policies on the same chip and random streams")
     cmp.add_argument("scenario", type=Path, help="a scenario YAML, or a compare YAML (scenario:, policies:, seeds:)")
@@ -98,27 +108,69 @@ def _progress(total_ns: int, quiet: bool):
 
 
 def _run(args) -> int:
-    from twin.simulate import simulate, write_outputs
-    from twin.atomic import prepare_output_dir
-    scenario = _load(args)
-    out = args.out or Path("runs") / path_name(scenario.name) / _stamp()
-    from twin.simulate import OUTPUT_FILES
-    prepare_output_dir(out, OUTPUT_FILES, args.force)  # fail before a long run, not after
-    progress, callback = _progress(scenario.duration, args.quiet or not scenario.outputs.progress)
-    if progress is not None:
-        with progress:
-            result = simulate(scenario, callback)
-    else:
-        result = simulate(scenario, callback)
-    write_outputs(result, scenario, out, force=True)
+    """A run into a folder it claims (twin.run_folder), checkpointed (twin.resume), or a stopped
+    one continued with ``--resume DIR``; every check on the folder comes before the simulation."""
+    from twin.report.writers import OUTPUT_FILES, SCENARIO_FILE, write_scenario
+    from twin.resume import CHECKPOINT_FILE, CheckpointSchedule
+    from twin.run_folder import open_run_folder, unique_run_dir
+    from twin.scenario.schema import ScenarioError, load_scenario
+    for flag, value in (("--checkpoint-every-campaigns", args.checkpoint_every_campaigns),
+                        ("--checkpoint-every-seconds", args.checkpoint_every_seconds)):
+        if not value >= 0:
+            raise ScenarioError([(flag, f"must be >= 0 (0: off), got {value}")])
+    schedule = CheckpointSchedule(args.checkpoint_every_campaigns, args.checkpoint_every_seconds)
+    names = [*OUTPUT_FILES, CHECKPOINT_FILE]
+    if args.resume is None:
+        if args.scenario is None:
+            raise ScenarioError([("scenario", "name the scenario file to run, or continue a run with --resume DIR")])
+        scenario = _load(args)
+        out = args.out or unique_run_dir(Path("runs") / path_name(scenario.name))
+        with open_run_folder(out, names, force=args.force) as folder:
+            write_scenario(scenario, out)  # first: what --resume rebuilds the run from
+            return _simulate_into(folder, scenario, schedule, args, resume=False)
+    given = [flag for flag, value in (("SCENARIO", args.scenario), ("--out", args.out),
+                                      ("--seed", args.seed is not None), ("--set", args.overrides),
+                                      ("--force", args.force)) if value]
+    if given:
+        raise ScenarioError([("--resume", f"continues the run in {args.resume} as it was started (its "
+                                          f"{SCENARIO_FILE}); do not pass {', '.join(given)}")])
+    with open_run_folder(args.resume, names, resume=True, keep=(SCENARIO_FILE, CHECKPOINT_FILE),
+                         flag="--resume") as folder:
+        if not (folder.path / SCENARIO_FILE).is_file():
+            raise ScenarioError([("--resume", f"{folder.path} holds no {SCENARIO_FILE}: nothing to resume from; "
+                                              "start afresh with --force")])
+        scenario = load_scenario(folder.path / SCENARIO_FILE)
+        if scenario.traffic is not None:
+            raise ScenarioError([("--resume", "a run with inference traffic has no checkpoints and cannot be "
+                                              f"resumed yet; start it again with --out {folder.path} --force")])
+        return _simulate_into(folder, scenario, schedule, args, resume=True)
+
+
+def _simulate_into(folder, scenario, schedule, args, resume: bool) -> int:
+    import contextlib
     from twin.report.text import summary_table
+    from twin.report.writers import write_outputs
+    from twin.resume import CHECKPOINT_FILE, run_checkpointed
+    log = lambda line: print(line, file=sys.stderr)
+    if scenario.traffic is not None and schedule.enabled:
+        log("note: no checkpoints: a run with inference traffic cannot be snapshotted yet (requests in flight); "
+            "if it is stopped, start it again with --force")
+    try:
+        progress, callback = _progress(scenario.duration, args.quiet or not scenario.outputs.progress)
+        with progress if progress is not None else contextlib.nullcontext():
+            result = run_checkpointed(scenario, folder.path, schedule, resume=resume, progress=callback, log=log)
+        write_outputs(result, scenario, folder.path, prepared=True)  # summary.json last
+    except (OSError, KeyboardInterrupt) as exc:  # the folder stays INCOMPLETE, with its checkpoint if any
+        if scenario.traffic is not None:
+            exc.add_note(f"the run is not finished; start it again with --out {folder.path} --force")
+        else:
+            kept = "its last checkpoint is kept" if (folder.path / CHECKPOINT_FILE).exists() else "no checkpoint yet"
+            exc.add_note(f"the run is not finished ({kept}); continue it with: twin run --resume {folder.path}")
+        raise
+    folder.complete(CHECKPOINT_FILE)
     print(summary_table(result.summary))
-    print(f"results: {out}/")
+    print(f"results: {folder.path}/")
     return 0
-
-
-def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def path_name(name: str) -> str:
@@ -130,12 +182,12 @@ def path_name(name: str) -> str:
 
 
 def _compare(args) -> int:
-    from twin.atomic import prepare_output_dir
+    from twin.run_folder import open_run_folder, unique_run_dir
     from twin.study.compare import COMPARE_FILES, compare, csv_text, load_compare_file, parse_policies, write_compare
     from twin.scenario.schema import ScenarioError, load_scenario
-    from twin.scenario.loader import read_input_file
-    text = read_input_file(args.scenario, "scenario or compare file")
-    if "policies:" in text and "scenario:" in text:
+    from twin.scenario.loader import parse_yaml, read_input_file
+    raw = parse_yaml(read_input_file(args.scenario, "scenario or compare file"), str(args.scenario))
+    if isinstance(raw, dict) and ("policies" in raw or "scenario" in raw):  # a compare file (keys a scenario lacks)
         scenario, specs, seeds = load_compare_file(args.scenario)
         if args.overrides:
             scenario = scenario.with_overrides(args.overrides)
@@ -145,30 +197,37 @@ def _compare(args) -> int:
             raise ScenarioError([("--policies", "name the policies to compare, e.g. --policies none,gdc,periodic")])
         specs, seeds = parse_policies(args.policies, scenario), None
     seeds = args.seeds if args.seeds is not None else (seeds or 1)
-    if seeds < 1:
-        raise ScenarioError([("--seeds", f"must be >= 1, got {seeds}")])
-    out = args.out or Path("runs") / path_name(scenario.name) / f"compare-{_stamp()}"
-    prepare_output_dir(out, COMPARE_FILES, args.force)
-    print(f"comparing {len(specs)} policies x {seeds} seeds on {scenario.name} ...", file=sys.stderr)
-    result = compare(scenario, specs, seeds, args.workers, _print_count("runs"), args.scheduler)
-    write_compare(result, out, force=True)
+    _check_seeds(seeds)
+    out = args.out or unique_run_dir(Path("runs") / path_name(scenario.name), prefix="compare-")
+    with open_run_folder(out, COMPARE_FILES, force=args.force, command="twin compare") as folder:
+        print(f"comparing {len(specs)} policies x {seeds} seeds on {scenario.name} ...", file=sys.stderr)
+        result = compare(scenario, specs, seeds, args.workers, _print_count("runs"), args.scheduler)
+        write_compare(result, out, force=True)
+        folder.complete()
     print(csv_text(result), end="")
     print(f"results: {out}/ ({', '.join(COMPARE_FILES)})")
     return 0
 
 
 def _sweep(args) -> int:
+    from twin import atomic
+    from twin.run_folder import claim_folder
     from twin.study.sweep import load_sweep_file, run_sweep
     from twin.scenario.schema import ScenarioError
     if args.workers is not None and args.workers < 1:
         raise ScenarioError([("--workers", f"must be >= 1, got {args.workers}")])
     sweep = load_sweep_file(args.sweep)
     out = args.out or Path("runs") / f"sweep-{path_name(args.sweep.stem)}"
-    print(f"sweep {args.sweep}: {len(sweep.runs)} runs into {out}/", file=sys.stderr)
-    progress = _count_progress("runs", len(sweep.runs), args.quiet)
-    with progress or _Nothing():
-        rows = run_sweep(sweep, out, args.workers, args.scheduler, args.force,
-                         progress.update if progress else _print_count("runs"))
+    atomic.prepare_output_dir(out, [], False)  # a folder (made if need be), before the claim
+    # A sweep always resumes: a stale claim (a killed sweep) is taken over, a live one refused.
+    with claim_folder(out, resume=True, force=args.force, command="twin sweep") as folder:
+        folder.mark_incomplete()
+        print(f"sweep {args.sweep}: {len(sweep.runs)} runs into {out}/", file=sys.stderr)
+        progress = _count_progress("runs", len(sweep.runs), args.quiet)
+        with progress or _Nothing():
+            rows = run_sweep(sweep, out, args.workers, args.scheduler, args.force,
+                             progress.update if progress else _print_count("runs"))
+        folder.complete()
     failed = [key for key, row in rows.items() if row["status"] == "failed"]
     resumed = sum(1 for row in rows.values() if row.get("resumed"))
     print(f"{len(rows) - len(failed)} of {len(sweep.runs)} runs finished ({resumed} found done), "
@@ -211,32 +270,51 @@ def _count_progress(what: str, total: int, quiet: bool) -> _CountProgress | None
     return None if quiet or not sys.stderr.isatty() else _CountProgress(what, total)
 
 
+def _check_seeds(seeds: int) -> None:
+    from twin.scenario.bounds import MAX_SEEDS
+    from twin.scenario.loader import ScenarioError
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ScenarioError([("--seeds", f"must be 1 .. {MAX_SEEDS:,}, got {seeds}")])
+
+
 def _optimize(args) -> int:
     import json
     from twin.atomic import atomic_write_text, prepare_output_dir
     from twin.study.optimize import PARAMETERS, optimize
     from twin.scenario.schema import ScenarioError, load_scenario
     from twin.study.search import format_result, result_to_json
+    from twin.scenario.quantities import beyond_clock
     from twin.units import parse_duration
     scenario = load_scenario(args.scenario, args.overrides)
     parameter = PARAMETERS[args.policy]
-    if args.seeds < 1:
-        raise ScenarioError([("--seeds", f"must be >= 1, got {args.seeds}")])
+    _check_seeds(args.seeds)
+    if not math.isfinite(args.accuracy_floor) or not -1 <= args.accuracy_floor <= 1:
+        raise ScenarioError([("--accuracy-floor", f"must be a finite accuracy in -1 .. 1, got {args.accuracy_floor}")])
+    if args.max_evaluations < 2:
+        raise ScenarioError([("--max-evaluations", f"must be >= 2 (the search starts with a grid), got {args.max_evaluations}")])
 
     def bound(text: str | None, flag: str) -> float | None:
         if text is None:
             return None
         try:
-            return float(parse_duration(text)) if parameter.integer else float(text)
-        except ValueError as exc:
+            if parameter.integer and beyond_clock(text):
+                raise ValueError(f"{text!r} is longer than the 292 y the twin's clock holds")
+            value = float(parse_duration(text)) if parameter.integer else float(text)
+        except (ValueError, OverflowError) as exc:
             raise ScenarioError([(flag, str(exc))]) from None
+        if not math.isfinite(value) or value <= 0:
+            raise ScenarioError([(flag, f"must be a finite value > 0 (the search is logarithmic), got {text!r}")])
+        return value
 
+    lo, hi = bound(args.lo, "--lo"), bound(args.hi, "--hi")
+    if lo is not None and hi is not None and lo >= hi:
+        raise ScenarioError([("--lo", f"must be below --hi ({args.lo} >= {args.hi})")])
     if args.out:
         prepare_output_dir(args.out, ["optimize.json"], args.force)
     log = lambda line: print(line, file=sys.stderr)
     log(f"optimizing {args.policy}.{parameter.name} on {scenario.name} ({args.seeds} seeds per candidate) ...")
     result, parameter, floor = optimize(scenario, args.policy, args.accuracy_floor, args.seeds, args.workers,
-                                        bound(args.lo, "--lo"), bound(args.hi, "--hi"), args.max_evaluations, log)
+                                        lo, hi, args.max_evaluations, log)
     print(format_result(result, parameter.name, parameter.formatter))
     if args.out:
         payload = result_to_json(result, parameter.name)
@@ -253,18 +331,20 @@ def main(argv: list[str] | None = None) -> int:
     from twin.toolchain.data import DatasetError
     from twin.scenario.schema import ScenarioError
     from twin.simulate import ScenarioBuildError
+    from twin.resume import ResumeError
     from firmware_model.policies import PolicyError
     try:
         return {"run": _run, "validate": _validate, "compare": _compare, "optimize": _optimize,
                 "sweep": _sweep}[args.command](args)
-    except (ScenarioError, DatasetError, ScenarioBuildError, OutputExistsError, PolicyError) as exc:
+    except (ScenarioError, DatasetError, ScenarioBuildError, OutputExistsError, PolicyError, ResumeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return INVALID_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print("interrupted", *getattr(exc, "__notes__", ()), sep="\n", file=sys.stderr)
         return 130
     except OSError as exc:  # the environment failed (permissions, a full disk), not the input
-        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), *getattr(exc, "__notes__", ()),
+              sep="\n", file=sys.stderr)
         return ENVIRONMENT_ERROR
     except Exception as exc:  # a bug: say so plainly
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)

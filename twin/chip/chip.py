@@ -19,7 +19,8 @@ import torch
 
 from firmware_model.controller import Controller
 from firmware_model.interface import Halt, OffchipData, OffchipRead, Probe, Program, Wait
-from twin.chip.events import Charge, Checkpoint, Command, Decision, EventBus, StateChange
+from twin.chip.events import Charge, Checkpoint, Command, Decision, EventBus, StateChange, Waiting
+from twin.chip.faults import ChipFaults
 from twin.chip.ledger import CostModel
 from twin.chip.offchip import OffchipMemory
 from twin.chip.probe import IdentityProbe
@@ -72,7 +73,8 @@ class Chip:
     def __init__(self, env: CountingEnvironment, layout: ChipLayout, devices: DeviceArray, controller: Controller,
                  costs: CostModel, pulse_params: PulseParameters, seed: int, offchip: OffchipMemory,
                  duration_ns: int, checkpoint_times_ns: Sequence[int], gdc: bool, granularity: Granularity,
-                 bus: EventBus | None = None, traffic: Service | None = None) -> None:
+                 bus: EventBus | None = None, traffic: Service | None = None,
+                 faults: ChipFaults | None = None) -> None:
         self.env = env
         self.layout = layout
         self.devices = devices
@@ -87,15 +89,18 @@ class Chip:
         self.bus = EventBus() if bus is None else bus
         self.traffic = traffic  # inference traffic (twin.traffic.engine), if the scenario has any
         self.offchip = offchip  # the host's copy of the levels: the chip reads it, holds none itself
+        self.faults = faults  # injected faults (docs/faults.md), already placed on the devices; None: none
         self.campaigns = 0  # campaigns that probed a tile
         self.deployed_at_ns = 0
         self.checkpoints_done = 0
+        self.controller_halted = False  # the policy scheduled nothing more: its process has ended
         self._build_blocks(env, {"probe": stream(seed, "probe"), "programming": stream(seed, "programming")})
 
     def _build_blocks(self, env: CountingEnvironment, generators: dict[str, torch.Generator]) -> None:
         lay = self.layout
         self.tiles = [CrossbarTile(env, t, lay.rows, lay.cols, self.bus, self.traffic) for t in range(lay.tiles)]
-        self.probe = IdentityProbe(env, self.devices, self.costs, generators["probe"], self.bus)
+        self.probe = IdentityProbe(env, self.devices, self.costs, generators["probe"], self.bus,
+                                   None if self.faults is None else self.faults.probe)
         self.pulse_generator = PulseGenerator(env, self.devices, self.costs, self.pulse_params,
                                               generators["programming"], self.bus, self.granularity)
         self.offchip.attach(env, self.bus)
@@ -148,24 +153,36 @@ class Chip:
             "generators": {"probe": self.probe.generator.get_state(),
                            "programming": self.pulse_generator.generator.get_state()},
             "controller": self.controller, "campaigns": self.campaigns, "deployed_at_ns": self.deployed_at_ns,
-            "checkpoints_done": self.checkpoints_done,
+            "checkpoints_done": self.checkpoints_done, "controller_halted": self.controller_halted,
+            "faults": None if self.faults is None else self.faults.state(),
         }
 
     def load_state(self, state: dict) -> None:
         """Load :meth:`state` into this freshly built chip (same scenario) and restart its processes."""
         self.env = CountingEnvironment(initial_time=state["now"])
-        self.env.events_processed = state["events"]
         for key, value in state["devices"].items():
             setattr(self.devices, key, value.clone())
         self.controller = state["controller"]
         self.campaigns, self.deployed_at_ns = state["campaigns"], state["deployed_at_ns"]
         self.checkpoints_done = state["checkpoints_done"]
+        if self.faults is not None:
+            self.faults.load_state(state["faults"])
         generators = {name: torch.Generator() for name in state["generators"]}
         for name, generator in generators.items():
             generator.set_state(state["generators"][name])
         self._build_blocks(self.env, generators)
-        self.env.process(self._controller(None))
-        self.env.process(self._checkpoints())
+        self.controller_halted = state["controller_halted"]
+        restarted = 0  # only the processes still alive in the run that was snapshotted
+        if not self.controller_halted:
+            self.env.process(self._controller(None))
+            restarted += 1
+        if self.checkpoints_done < len(self.checkpoint_times_ns):
+            self.env.process(self._checkpoints())
+            restarted += 1
+        # Each restarted process begins with an Initialize event that the uninterrupted run never
+        # had (its pending timeouts are replaced one for one): not counted, so that ``events`` is
+        # the same whether or not a run was resumed.
+        self.env.events_processed = state["events"] - restarted
 
     def _initial_programming(self) -> Generator[simpy.Event, None, None]:
         """Deployment: every weight and reference device programmed from RESET, tile by tile,
@@ -213,10 +230,12 @@ class Chip:
             if isinstance(command, Halt):
                 if traffic is not None:
                     traffic.controller_sleeps(None)
+                self.controller_halted = True
                 return  # the policy schedules nothing more
             if isinstance(command, Wait):
                 if traffic is not None and not command.deferred:
                     traffic.controller_sleeps(command.until_ns)
+                self.bus.emit(Waiting(self.env.now, scope, command.until_ns))  # nothing in flight: a snapshot point
                 yield self.env.timeout(max(0, command.until_ns - self.env.now))
                 continue
             campaign = self.controller.campaigns

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Event", "Charge", "StateChange", "Command", "Busy", "ProgramRound", "Programmed", "Decision", "Checkpoint",
-           "Power", "Observer", "EventBus"]
+           "Power", "Fault", "Waiting", "Observer", "EventBus"]
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,34 @@ class Power(Event):
     on: bool
 
 
+@dataclass(frozen=True, eq=False)
+class Fault(Event):
+    """An injected fault acted (docs/faults.md; only with a ``faults`` section): ``kind``
+    ``probe_read`` (``count`` readings of a probe replaced by garbage, ``index`` their local
+    devices) or ``pulse`` (``count`` pulses of a program-and-verify session failed on ``devices``
+    devices, ``recovered`` of which converged all the same; ``index`` chip-wide)."""
+
+    kind: str
+    tile: int
+    count: int
+    index: np.ndarray
+    campaign: int | None = None
+    devices: int = 0
+    recovered: int = 0
+    initial: bool = False
+
+
 @dataclass(frozen=True)
 class Checkpoint(Event):
     """An evaluation time of the experiment (the chip does nothing then but refresh GDC)."""
+
+
+@dataclass(frozen=True)
+class Waiting(Event):
+    """The controller goes to sleep until ``until_ns`` (the firmware's ``Wait``): no command of
+    the firmware is in flight, so a run can be snapshotted here (``Assembly.snapshot``)."""
+
+    until_ns: int
 
 
 Observer = Callable[[Event], None]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from twin.chip.events import Busy, Charge, Checkpoint, Command, Decision, Event,
 from twin.chip.ledger import Ledger
 from twin.intervals import intersected, merged
 from twin.toolchain.readout import Deployment, PeripheryConfig, accuracy_of, read_used, readback_weights
+
+if TYPE_CHECKING:  # twin.chip.faults imports this module
+    from twin.chip.faults import FaultScorer
 
 __all__ = ["CampaignRow", "CampaignTable", "ScoringObserver", "CheckpointRow", "AccuracyObserver",
            "WearObserver", "AvailabilityObserver", "TRACE_MAX_ROWS", "EventTrace", "Observers"]
@@ -141,6 +145,25 @@ class ScoringObserver:
     def _programmed(self, event: Programmed) -> None:
         if not event.initial:
             self.programmed[event.index] = event.levels
+
+    def misread_of(self, tile: int, local: np.ndarray, decoded: np.ndarray) -> np.ndarray:
+        """Which of ``local`` (devices of ``tile``, decoded to ``decoded``) are weight devices read
+        off the level they were last programmed to (twin.chip.faults: misreads a fault caused)."""
+        index = local + tile * self.devices_per_tile
+        return (decoded != self.programmed[index]) & self._is_weight[index]
+
+    def lost_to_faults(self, stuck_low: np.ndarray, stuck_high: np.ndarray, dead: np.ndarray,
+                       top_level: int) -> dict[str, int]:
+        """Weight devices lost at the end (per-device masks of the injected faults): those on a dead
+        tile, and those stuck elsewhere at a conductance other than their original level's."""
+        off = (stuck_low & (self._original > 0)) | (stuck_high & (self._original < top_level))
+        return {"dead_tile_weights": int((self._is_weight & dead).sum()),
+                "stuck_weights": int((self._is_weight & ~dead & off).sum())}
+
+    @property
+    def used_devices(self) -> np.ndarray:
+        """Chip-wide numbers of the weight and reference devices of the mapped tiles."""
+        return self._used
 
     @property
     def weight_devices(self) -> int:
@@ -295,6 +318,8 @@ class AvailabilityObserver:
         self.busy, self.off, self._off_since = list(state["busy"]), list(state["off"]), state["off_since"]
 
 
+_OBSERVERS = ("campaigns", "scoring", "accuracy", "wear", "availability", "trace", "faults")
+
 TRACE_MAX_ROWS = 1_000_000
 """Rows the event trace keeps (about 200 MB of rows at most); later events are counted, not kept."""
 
@@ -339,17 +364,18 @@ class Observers:
     wear: WearObserver
     availability: AvailabilityObserver
     trace: EventTrace | None = None
+    faults: FaultScorer | None = None  # injected faults and what became of them (docs/faults.md)
 
     def attach(self, bus: EventBus) -> None:
         bus.attach(self.ledger, Charge)
-        for name in ("campaigns", "scoring", "accuracy", "wear", "availability", "trace"):
+        for name in _OBSERVERS:
             observer = getattr(self, name)
             if observer is not None:
                 observer.attach(bus)
 
     def state(self) -> dict:
         out = {"ledger": copy.deepcopy(self.ledger)}
-        for name in ("campaigns", "scoring", "accuracy", "wear", "availability", "trace"):
+        for name in _OBSERVERS:
             observer = getattr(self, name)
             out[name] = None if observer is None else observer.state()
         return out
@@ -357,7 +383,7 @@ class Observers:
     def load_state(self, state: dict) -> None:
         self.ledger._energy = copy.deepcopy(state["ledger"]._energy)
         self.ledger.counts = dict(state["ledger"].counts)
-        for name in ("campaigns", "scoring", "accuracy", "wear", "availability", "trace"):
+        for name in _OBSERVERS:
             observer = getattr(self, name)
             if observer is not None:
                 observer.load_state(state[name])

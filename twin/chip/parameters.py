@@ -13,7 +13,7 @@ from twin.params import check_bounds, param
 from twin.toolchain.quantize import DEFAULT_LEVELS
 from twin.units import parse_duration, parse_energy, parse_power
 
-__all__ = ["ChipSpec", "PulseChannels", "TimingCosts", "EnergyCosts"]
+__all__ = ["ChipSpec", "PulseChannels", "TimingCosts", "EnergyCosts", "FaultParameters"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +93,29 @@ class EnergyCosts:
 
     def __post_init__(self) -> None:
         check_bounds(self)
+
+
+@dataclass(frozen=True)
+class FaultParameters:
+    """Hard faults injected into the chip (docs/faults.md); none by default. Fractions are of the
+    used (weight and reference) devices of the mapped tiles; probabilities are per pulse and per
+    device reading of a probe. ``dead_tiles``: ``(tile, at_ns)`` pairs, set by the scenario's
+    ``faults.dead_tiles`` list."""
+
+    stuck_low_fraction: float = param(0.0, ge=0, le=1, source="assumption: no stuck devices unless asked")
+    stuck_high_fraction: float = param(0.0, ge=0, le=1, source="assumption: no stuck devices unless asked")
+    pulse_failure_probability: float = param(0.0, ge=0, le=1, source="assumption: every pulse acts unless asked")
+    probe_error_probability: float = param(0.0, ge=0, le=1, source="assumption: the periphery reads right unless asked")
+    dead_tiles: tuple[tuple[int, int], ...] = param((), scenario=False, source="the scenario's faults.dead_tiles")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+        if self.stuck_low_fraction + self.stuck_high_fraction > 1:
+            raise ValueError('"stuck_high_fraction": stuck_low_fraction + stuck_high_fraction must be <= 1 '
+                             f"(a device is stuck one way), got {self.stuck_low_fraction:g} + "
+                             f"{self.stuck_high_fraction:g}")
+        tiles = [tile for tile, _ in self.dead_tiles]
+        if len(set(tiles)) != len(tiles):
+            raise ValueError(f'"dead_tiles": a tile dies once, got tiles {tiles}')
+        if any(tile < 0 or at < 0 for tile, at in self.dead_tiles):
+            raise ValueError(f'"dead_tiles": tiles and times must be >= 0, got {list(self.dead_tiles)}')

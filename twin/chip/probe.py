@@ -14,7 +14,8 @@ import simpy
 import torch
 
 from firmware_model.interface import ProbeReading
-from twin.chip.events import Charge, EventBus
+from twin.chip.events import Charge, EventBus, Fault
+from twin.chip.faults import ProbeErrors
 from twin.chip.ledger import CostModel
 from twin.chip.tile import CrossbarTile
 from twin.device.pcm import DeviceArray
@@ -26,12 +27,13 @@ class IdentityProbe:
     scope = "chip.probe"
 
     def __init__(self, env: simpy.Environment, devices: DeviceArray, costs: CostModel, generator: torch.Generator,
-                 bus: EventBus) -> None:
+                 bus: EventBus, errors: ProbeErrors | None = None) -> None:
         self.env = env
         self.devices = devices
         self.costs = costs
         self.generator = generator  # its own stream: probing never shifts other draws
         self.bus = bus
+        self.errors = errors  # injected read errors of the periphery (docs/faults.md); None: none
 
     def probe(self, tile: CrossbarTile, programmed: torch.Tensor | None = None, campaign: int | None = None
               ) -> Generator[simpy.Event, None, ProbeReading]:
@@ -52,7 +54,13 @@ class IdentityProbe:
             tile.release(claim)
         g = np.zeros(tile.devices_per_tile, dtype=np.float64)
         local = torch.arange(tile.devices_per_tile) if programmed is None else programmed
-        g[local.numpy()] = self.devices.read(self.env.now, self.generator, index=tile.global_index(local)).numpy()
+        values = self.devices.read(self.env.now, self.generator, index=tile.global_index(local))
+        if self.errors is not None:
+            values, hit = self.errors.corrupt(values)
+            if bool(hit.any()):
+                self.bus.emit(Fault(self.env.now, self.scope, "probe_read", tile.index, int(hit.sum()),
+                                    local[hit].numpy(), campaign))
+        g[local.numpy()] = values.numpy()
         half = tile.rows * tile.cols
         return ProbeReading(tile.index, self.env.now, g[:half].reshape(tile.rows, tile.cols),
                             g[half:].reshape(tile.rows, tile.cols))

@@ -17,7 +17,7 @@ import simpy
 import torch
 
 from firmware_model.interface import ProgramReport
-from twin.chip.events import Charge, EventBus, ProgramRound, Programmed
+from twin.chip.events import Charge, EventBus, Fault, ProgramRound, Programmed
 from twin.chip.ledger import CostModel
 from twin.chip.tile import CrossbarTile
 from twin.device.pcm import DeviceArray
@@ -65,6 +65,11 @@ class PulseGenerator:
             tile.mark_busy(start, self.env.now, "program", campaign)
             tile.release(claim)
         pulses = result.pulses_per_device.numpy()
+        if result.failed_pulses is not None and bool(result.failed_pulses.any()):
+            hit = result.failed_pulses > 0
+            self.bus.emit(Fault(self.env.now, self.scope, "pulse", tile.index, int(result.failed_pulses.sum()),
+                                index[hit].numpy(), campaign, int(hit.sum()), int((hit & result.converged).sum()),
+                                initial))
         self.bus.emit(Programmed(self.env.now, self.scope, tile.index, index.numpy(), levels, pulses, initial,
                                  campaign))
         return ProgramReport(tile.index, self.env.now, np.asarray(local), result.converged.numpy(),

@@ -13,6 +13,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 
+from twin.device.faults import DeviceFaults
+
 __all__ = ["DeviceModel"]
 
 
@@ -20,6 +22,7 @@ __all__ = ["DeviceModel"]
 class DeviceModel(Protocol):
     levels: int  # K: level k sits at k * g_max / K
     STATE_FIELDS: ClassVar[tuple[str, ...]]  # every per-device state tensor (what a snapshot saves)
+    faults: DeviceFaults | None  # hard faults overlaid on reads and pulses (twin.device.faults); None: none
 
     @property
     def size(self) -> int: ...
@@ -32,7 +35,8 @@ class DeviceModel(Protocol):
 
     def read(self, now_ns: int, generator: torch.Generator, index: torch.Tensor | None = None,
              commit: bool = True) -> torch.Tensor:
-        """Read at a time: the conductance the periphery senses now (drift and read noise).
+        """Read at a time: the conductance the periphery senses now (drift and read noise; ``faults``
+        applied).
         ``commit=False``: an observer's read, drawn given the devices' history, leaving it untouched."""
 
     def expected_conductance(self, now_ns: int, index: torch.Tensor | None = None) -> torch.Tensor:

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import torch
 
+from twin.device.faults import DeviceFaults
 from twin.device.parameters import PCMParameters
 from twin.device.read_noise import CorrelatedReadNoise
 from twin.units import SECOND
@@ -139,6 +140,7 @@ class DeviceArray:
     t_prog_ns: torch.Tensor = field(init=False)
     noise_components: torch.Tensor = field(init=False)
     noise_t_ns: torch.Tensor = field(init=False)
+    faults: DeviceFaults | None = field(default=None, init=False)  # hard faults overlaid (docs/faults.md)
 
     def __post_init__(self) -> None:
         if self.levels < 1:
@@ -227,7 +229,8 @@ class DeviceArray:
         nu = self.nu if index is None else self.nu[index]
         age_s = self.age_s(now_ns, index)
         noise = self._read_noise(int(now_ns), age_s, generator, index, commit)
-        return self.statistics.read(g_prog, nu, age_s, generator, noise)
+        values = self.statistics.read(g_prog, nu, age_s, generator, noise)
+        return values if self.faults is None else self.faults.sensed(now_ns, index, values)
 
     def _read_noise(self, now_ns: int, age_s: torch.Tensor, generator: torch.Generator,
                     index: torch.Tensor | None, commit: bool) -> torch.Tensor | None:

@@ -18,6 +18,10 @@ P&V. The verify read uses the model's read noise of a freshly programmed device.
 Drift during a session is neglected: a round takes microseconds, drift's reference time
 t0 is 20 s. Both pulse spreads are multiplied by ``PCMParameters.prog_noise_scale``, the
 model's programming-noise knob, so that ``prog_noise_scale = 0`` makes pulses exact.
+
+Injected faults (``devices.faults``, :mod:`twin.device.faults`): a pulse may fail or act on a
+stuck or dead device, and a verify read senses a stuck or dead device as such; the pulse is
+counted either way. Without faults not one operation differs.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class SessionResult:
     partial_set: int
     reset: int
     rounds: int
+    failed_pulses: torch.Tensor | None = None  # per device, pulses that failed (injected faults); None: no faults
 
 
 class ProgramVerifySession:
@@ -103,6 +108,8 @@ class ProgramVerifySession:
         self.reset_total = 0
         self.rounds = 0
         self._finished = False
+        self.faults = getattr(devices, "faults", None)  # hard faults (twin.device.faults); None: none
+        self.failed_pulses = None if self.faults is None else torch.zeros(n, dtype=torch.int64, device=dev)
 
     @property
     def done(self) -> bool:
@@ -161,11 +168,15 @@ class ProgramVerifySession:
             is_reset = (self.last_read[act] > target + band) | (target == 0)
         reset_idx, set_idx = act[is_reset], act[~is_reset]
         n_reset, n_set = int(reset_idx.numel()), int(set_idx.numel())
+        before = None if self.faults is None else self.g_true[act].clone()
         # RESET lands at max(N(mean, std), 0), whatever the device held; partial-SET adds a step.
         r = self._prog_noise(n_reset)
         self.g_true[reset_idx] = (p.reset_g_mean_us + p.reset_g_std_us * r).clamp(min=0.0)
         s = self._prog_noise(n_set)
         self.g_true[set_idx] += self._partial_set_step(set_idx, s)
+        if self.faults is not None:  # failed pulses, stuck devices, dead tiles: the pulse is spent, the device stays
+            self.g_true[act], failed = self.faults.pulsed(now_ns, self.index[act], before, self.g_true[act])
+            self.failed_pulses[act] += failed.to(torch.int64)
         self.pulses_per_device[act] += 1
         self.partial_set_total += n_set
         self.reset_total += n_reset
@@ -176,6 +187,8 @@ class ProgramVerifySession:
         read_idx = act[target != 0]
         if read_idx.numel():
             reading = self.devices.verify_read(self.g_true[read_idx], self.generator, reads=p.verify_reads)
+            if self.faults is not None:  # a stuck device or a dead tile is sensed as such
+                reading = self.faults.sensed(now_ns, self.index[read_idx], reading)
             self.last_read[read_idx] = reading
             # Every one of the verify_reads back-to-back reads is a read: a pass per line, a sense per device.
             verify_devices += p.verify_reads * int(read_idx.numel())
@@ -206,4 +219,5 @@ class ProgramVerifySession:
             self.devices.commit(idx, self.g_true[pulsed], self.g_target[pulsed], now_ns, self.generator)
         return SessionResult(converged=self.converged.clone(), pulses_per_device=self.pulses_per_device.clone(),
                              last_read=self.last_read.clone(), partial_set=self.partial_set_total,
-                             reset=self.reset_total, rounds=self.rounds)
+                             reset=self.reset_total, rounds=self.rounds,
+                             failed_pulses=None if self.failed_pulses is None else self.failed_pulses.clone())

@@ -17,7 +17,7 @@ from twin.chip.ledger import ENERGY_COMPONENTS, maintenance_energy
 from twin.report.traffic import finite_or_null, service_rows, traffic_summary
 from twin.units import SECOND
 
-__all__ = ["Result", "SCHEMA_VERSION", "collect", "campaign_rows", "versions"]
+__all__ = ["Result", "SCHEMA_VERSION", "collect", "campaign_rows", "fault_summary", "versions"]
 
 SCHEMA_VERSION = 2  # 2: availability became {time, requests}; traffic fields
 
@@ -106,6 +106,16 @@ def _device_pulses(assembly) -> list[dict]:
     return out
 
 
+def fault_summary(assembly) -> dict | None:
+    """summary.json ``faults`` (docs/faults.md): with a ``faults`` section, or when the firmware gave
+    a tile up without one; None otherwise (a run without faults reports exactly what it did before)."""
+    chip = assembly.chip
+    if chip.faults is None and not chip.controller.dead_tiles:
+        return None
+    return assembly.observers.faults.summary(chip.controller.faulty, chip.controller.dead_tiles,
+                                             chip.layout.tiles * chip.layout.devices_per_tile)
+
+
 def collect(assembly, wall_s: float) -> Result:
     """The results of a finished run."""
     scenario, chip, obs = assembly.scenario, assembly.chip, assembly.observers
@@ -149,6 +159,9 @@ def collect(assembly, wall_s: float) -> Result:
         "versions": versions(),
         "wall_s": round(wall_s, 3),
     }
+    faults = fault_summary(assembly)
+    if faults is not None:
+        summary["faults"] = faults
     service = None
     if chip.traffic is not None:
         summary["traffic"] = traffic_summary(chip, energy_j)

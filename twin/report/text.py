@@ -21,11 +21,25 @@ def summary_table(summary: dict) -> str:
         f"availability  time {100 * summary['availability']['time']:.6f}%  "
         f"(longest outage {summary['longest_unavailability_s']:.3g} s)",
     ]
+    faults = summary.get("faults")
+    if faults is not None:
+        lines.append(_faults_line(faults))
     traffic = summary.get("traffic")
     if traffic is not None:
         lines += _traffic_lines(summary, traffic)
     lines.append(f"simulation    {summary['events']:,} events in {summary['wall_s']:.1f} s")
     return "\n".join(lines)
+
+
+def _faults_line(faults: dict) -> str:
+    i, d, c, lost = faults["injected"], faults["detected"], faults["corrected"], faults["lost"]
+    return (f"faults        injected: stuck low {i['stuck_low']:,}, stuck high {i['stuck_high']:,}, failed pulses "
+            f"{i['failed_pulses']:,}, probe read errors {i['probe_read_errors']:,}, dead tiles {i['dead_tiles']}\n"
+            f"              detected: faulty devices {d['faulty_devices']:,} ({d['stuck_devices']:,} stuck, "
+            f"{d['false_alarms']:,} false alarms), dead tiles {d['dead_tiles']} ({d['false_dead_tiles']} false)\n"
+            f"              corrected: pulse failures {c['pulse_failures']:,}, probe read errors "
+            f"{c['probe_read_errors']:,}; lost: stuck weights {lost['stuck_weights']:,}, dead-tile weights "
+            f"{lost['dead_tile_weights']:,}, probe misreads {lost['probe_misreads']:,}")
 
 
 def _misreads(count: int | None) -> str:

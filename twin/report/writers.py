@@ -13,9 +13,10 @@ import yaml
 from twin.atomic import atomic_write_text, prepare_output_dir
 from twin.report.records import Result
 
-__all__ = ["OUTPUT_FILES", "csv_text", "write_outputs"]
+__all__ = ["OUTPUT_FILES", "SCENARIO_FILE", "csv_text", "write_outputs", "write_scenario"]
 
-OUTPUT_FILES = ["summary.json", "scenario.resolved.yaml", "timeline.csv", "campaigns.csv", "device_pulses.csv",
+SCENARIO_FILE = "scenario.resolved.yaml"
+OUTPUT_FILES = ["summary.json", SCENARIO_FILE, "timeline.csv", "campaigns.csv", "device_pulses.csv",
                 "trace.csv", "service.csv"]
 
 
@@ -28,11 +29,19 @@ def csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def write_outputs(result: Result, scenario, out_dir: Path, force: bool = False) -> Path:
+def write_scenario(scenario, out_dir: Path) -> None:
+    """The fully resolved scenario (what ``twin run --resume`` rebuilds the run from)."""
+    atomic_write_text(Path(out_dir) / SCENARIO_FILE, yaml.safe_dump(scenario.resolved_dict(), sort_keys=False))
+
+
+def write_outputs(result: Result, scenario, out_dir: Path, force: bool = False, *, prepared: bool = False) -> Path:
     """Write every output atomically; refuse to overwrite earlier results unless ``force``
-    (``outputs.per_device_pulses`` of the scenario says whether device_pulses.csv is written)."""
-    out_dir = prepare_output_dir(Path(out_dir), OUTPUT_FILES, force)
-    atomic_write_text(out_dir / "scenario.resolved.yaml", yaml.safe_dump(scenario.resolved_dict(), sort_keys=False))
+    (``outputs.per_device_pulses`` of the scenario says whether device_pulses.csv is written).
+    ``prepared``: the caller holds the folder (``twin.run_folder``) and cleared it at the start;
+    files are then replaced in place, never removed first, so a failure here (a full disk) leaves
+    the resolved scenario a resume needs."""
+    out_dir = Path(out_dir) if prepared else prepare_output_dir(Path(out_dir), OUTPUT_FILES, force)
+    write_scenario(scenario, out_dir)
     atomic_write_text(out_dir / "timeline.csv", csv_text(result.timeline))
     atomic_write_text(out_dir / "campaigns.csv", csv_text(result.campaigns))
     if scenario.outputs.per_device_pulses:

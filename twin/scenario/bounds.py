@@ -15,7 +15,8 @@ from twin.toolchain.idx import DatasetError, read_idx
 from twin.units import YEAR, duration_label
 
 __all__ = ["MAX_DURATION", "MAX_CAMPAIGNS", "MAX_EVALUATIONS", "MAX_SA_ITERATIONS", "MAX_CHECKPOINTS", "MAX_SEED",
-           "MAX_DEVICES", "campaigns_estimate", "work_problem", "idx_problem", "is_torch_archive"]
+           "MAX_DEVICES", "MAX_EPOCHS", "MAX_PULSES_PER_DEVICE", "MAX_SEEDS", "campaigns_estimate", "work_problem",
+           "idx_problem", "is_torch_archive"]
 
 MAX_DURATION = 200 * YEAR
 """Integer nanoseconds reach 292 years; a deployment is capped well inside that."""
@@ -31,6 +32,13 @@ MAX_SEED = 2**32 - 1
 """Seeds lie in 0 .. 2^32 - 1 (numpy's and torch's seed range everywhere a seed goes)."""
 MAX_DEVICES = 2**27
 """Devices a chip may hold (134 M: about 2 GB of device state), so an input cannot exhaust memory."""
+MAX_EPOCHS = 1_000
+"""Training epochs (the networks train for 15 to 60; an MNIST epoch takes tens of seconds)."""
+MAX_PULSES_PER_DEVICE = 10_000
+"""Program-and-verify pulses a device that never converges may take per campaign before it is given
+up, max_iterations x (max_retries + 1) (the default is 200; a stuck device takes all of them)."""
+MAX_SEEDS = 10_000
+"""Seeds (programmings) per policy that ``twin compare`` and ``twin optimize`` may run."""
 
 
 def campaigns_estimate(policy: Any, duration_ns: int) -> int:
@@ -70,6 +78,14 @@ def work_problem(scenario: Any) -> tuple[str, str] | None:
     if iterations > MAX_SA_ITERATIONS:
         return "network.sa_iterations", (f"sa_iterations x (sa_restarts + 1) = {iterations:,} annealing steps per "
                                          f"layer, more than {MAX_SA_ITERATIONS:,}")
+    if net.epochs is not None and net.epochs > MAX_EPOCHS:
+        return "network.epochs", f"{net.epochs:,} training epochs, more than {MAX_EPOCHS:,}"
+    iterations, retries = scenario.chip.pulse_generator.max_iterations, scenario.policy.max_retries
+    if iterations * (retries + 1) > MAX_PULSES_PER_DEVICE:
+        field = "policy.max_retries" if retries + 1 > iterations else "chip.pulse_generator.max_iterations"
+        return field, (f"chip.pulse_generator.max_iterations x (policy.max_retries + 1) = "
+                       f"{iterations * (retries + 1):,} pulses a device that never converges takes per campaign "
+                       f"before it is given up, more than {MAX_PULSES_PER_DEVICE:,}")
     return None
 
 

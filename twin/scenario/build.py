@@ -23,15 +23,17 @@ from firmware_model.interface import FirmwareConfig, TileLayout
 from firmware_model.policies import Policy, make_policy
 from twin.chip.chip import Chip, ChipLayout, CountingEnvironment, stream
 from twin.chip.pulse_generator import Granularity
-from twin.chip.events import Busy, Command, EventBus, Power, ProgramRound, StateChange
+from twin.chip.events import Busy, Command, EventBus, Fault, Power, ProgramRound, StateChange
+from twin.chip.faults import FAULT_STREAMS, FaultScorer, inject
 from twin.chip.ledger import CostModel, Ledger
 from twin.chip.offchip import OffchipMemory
 from twin.chip.observers import (AccuracyObserver, AvailabilityObserver, CampaignTable, EventTrace, Observers,
                                  ScoringObserver, WearObserver)
-from twin.chip.parameters import ChipSpec, EnergyCosts, PulseChannels, TimingCosts
+from twin.chip.parameters import ChipSpec, EnergyCosts, FaultParameters, PulseChannels, TimingCosts
 from twin.device.parameters import PCMParameters, PulseParameters
 from twin.device.pcm import DeviceArray
 from twin.scenario.derive import exposed_fields, runtime
+from twin.scenario.faults import fault_parameters
 from twin.scenario.policies import CONTROLLER_FIELDS, CustomPolicy, load_policy_class
 from twin.scenario.schema import Scenario
 from twin.toolchain.deploy import deploy_analog, deploy_levels, layer_sensitivity
@@ -228,7 +230,8 @@ def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> 
                         digital_accuracy=network.digital_accuracy,
                         model_sha256=network.model_sha256,
                         traffic=traffic_setup(scenario, network.model) if scenario.traffic is not None else None,
-                        levels_scored=not analog)
+                        levels_scored=not analog,
+                        faults=None if scenario.faults is None else fault_parameters(scenario.faults))
     assembly.scenario = scenario
     # the deployment (original levels) and the trained network (weights) do not outlive the build
     return assembly
@@ -239,12 +242,14 @@ def assemble(deployment: Deployment, controller: Controller, costs: CostModel, p
              *, gdc: bool, granularity: Granularity, accuracy_samples: int, periphery: PeripheryConfig,
              trace: bool, tiles: int | None = None, progress: Callable[[int], None] | None = None,
              digital_accuracy: float = float("nan"), model_sha256: str = "",
-             traffic: TrafficSetup | None = None, levels_scored: bool = True) -> Assembly:
+             traffic: TrafficSetup | None = None, levels_scored: bool = True,
+             faults: FaultParameters | None = None) -> Assembly:
     """The chip for a deployment, its original levels moved off-chip, its observers attached.
     (The scenario owns the defaults of the settings after ``*``; ``build`` passes them all.)
     With traffic, ``traffic.workload.replicas`` copies of the network sit on consecutive tiles;
     the accuracy observer measures replica 0. ``levels_scored``: the firmware's decoded levels
-    mean something (not with analog targets: misreads are then not counted)."""
+    mean something (not with analog targets: misreads are then not counted). ``faults``: what to
+    inject (docs/faults.md), each kind from its own stream ``faults.<kind>``; None: nothing."""
     mapping, geometry = deployment.mapping, deployment.mapping.geometry
     replicas = 1 if traffic is None else traffic.workload.replicas
     mapped = mapping.n_tiles * replicas
@@ -261,20 +266,26 @@ def assemble(deployment: Deployment, controller: Controller, costs: CostModel, p
     layout = ChipLayout(geometry.rows, geometry.cols, n_tiles, mapped, tile_used, geometry.reference_rows,
                         geometry.reference_cells)
     offchip = OffchipMemory(original, dpt, costs)
+    chip_faults = None
+    if faults is not None:  # placed on the devices now: the chip never learns where
+        used_global = torch.cat([u + t * dpt for t, u in enumerate(tile_used)])
+        chip_faults = inject(faults, devices, used_global, dpt,
+                             {name: stream(seed, f"faults.{name}") for name in FAULT_STREAMS})
     env = CountingEnvironment()
     bus = EventBus()
     engine = None if traffic is None else traffic.engine(env, bus, duration_ns, mapping.n_tiles, seed)
     chip = Chip(env, layout, devices, controller, costs, pulses, seed, offchip, duration_ns,
-                checkpoint_times_ns, gdc=gdc, granularity=granularity, bus=bus, traffic=engine)
+                checkpoint_times_ns, gdc=gdc, granularity=granularity, bus=bus, traffic=engine, faults=chip_faults)
     ledger = Ledger()
+    scoring = ScoringObserver(original, dpt, tile_used, np.concatenate(
+        [np.flatnonzero(mapping.weight_mask()) + r * mapping.n_devices for r in range(replicas)]), levels_scored)
     observers = Observers(
-        ledger=ledger, campaigns=CampaignTable(),
-        scoring=ScoringObserver(original, dpt, tile_used, np.concatenate(
-            [np.flatnonzero(mapping.weight_mask()) + r * mapping.n_devices for r in range(replicas)]), levels_scored),
+        ledger=ledger, campaigns=CampaignTable(), scoring=scoring,
         accuracy=AccuracyObserver(chip, ledger, _readout(deployment, devices), x_test, y_test,
                                   stream(seed, "evaluation"), accuracy_samples, periphery, progress),
         wear=WearObserver(n_devices),
         availability=AvailabilityObserver([t // mapping.n_tiles for t in range(mapped)], replicas),
-        trace=EventTrace((StateChange, Command, Busy, ProgramRound, Power)) if trace else None)
+        trace=EventTrace((StateChange, Command, Busy, ProgramRound, Power, Fault)) if trace else None,
+        faults=FaultScorer(chip_faults, scoring, devices.levels))
     observers.attach(chip.bus)
     return Assembly(None, chip, observers, mapping.n_devices, digital_accuracy, model_sha256)

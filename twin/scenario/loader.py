@@ -8,16 +8,17 @@ problem is reported as ``dotted.field.path: message`` (with the line for YAML sy
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 __all__ = ["ScenarioError", "PATH_FIELDS", "MAX_INPUT_BYTES", "MAX_NESTING", "SafeScenarioLoader", "read_input_file",
-           "parse_yaml", "apply_overrides", "absolute_path"]
+           "parse_yaml", "apply_overrides", "absolute_path", "did_you_mean"]
 
 MAX_INPUT_BYTES = 1 << 20
 """A scenario, compare or sweep file larger than 1 MiB is refused before it is read."""
@@ -38,6 +39,12 @@ class ScenarioError(ValueError):
         return "\n".join(f"{path}: {message}" for path, message in self.errors)
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'rows'?"`` for the choice closest to a misspelt key, or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def absolute_path(path: str | Path, base: Path) -> Path:
     """``path`` made absolute against ``base`` (``~`` expanded, ``..`` folded)."""
     p = Path(path).expanduser()
@@ -53,6 +60,15 @@ class SafeScenarioLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(
                 None, None, "anchors (&) and aliases (*) are not allowed in scenario files", event.start_mark)
         return super().compose_node(parent, index)
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        """A scalar YAML resolves but Python cannot build (an integer of more than 4,300 digits, a
+        date with month 13) is a YAML error at its line, not a crash."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value: {exc}", node.start_mark) from None
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[Any] = set()

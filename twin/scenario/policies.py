@@ -102,8 +102,9 @@ class CustomPolicy(PolicyBase):
             raise field_error("class", str(exc)) from None
         try:
             cls(**self.params())
-        except (TypeError, ValueError) as exc:
-            raise field_error("class", f"{self.class_}(**{self.params()}) failed: {exc}") from None
+        except Exception as exc:  # a user's constructor may fail in any way: report it, never crash
+            raise field_error("class", f"{self.class_}(**{self.params()}) failed: {type(exc).__name__}: {exc}") \
+                from None
         if self.order == "sensitivity" and "tile_order" not in inspect.signature(cls).parameters:
             raise field_error("order", f"'sensitivity' needs a class that takes tile_order; {self.class_} does not")
         return self
@@ -117,11 +118,14 @@ def load_policy_class(path: str) -> type:
     module_name, _, class_name = path.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # a user's module may fail at import in any way: report it, never crash
+    except (Exception, SystemExit) as exc:  # a user's module may fail at import in any way (sys.exit()
+        # too, which would end the twin with the module's exit code): report it, never crash
         raise ValueError(f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}") from None
     cls = getattr(module, class_name, None)
-    if not isinstance(cls, type):
+    if cls is None:
         raise ValueError(f"module {module_name!r} has no class {class_name!r}")
+    if not isinstance(cls, type):
+        raise ValueError(f"{path} is a {type(cls).__name__} object, not a class")
     missing = [m for m in ("next_campaign", "tiles", "should_correct", "campaign_finished") if not hasattr(cls, m)]
     if missing:
         raise ValueError(f"{path} does not implement the policy interface (missing {', '.join(missing)}); "

@@ -14,8 +14,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationError, field_validator, model_validator)
@@ -27,10 +26,13 @@ from twin.scenario.quantities import UNITS_REQUIRED, Duration
 from twin.toolchain.specs import ARCHITECTURE_DATASET, NetworkSpec, TileGeometry, tiles_needed
 from twin.scenario.bounds import (MAX_CHECKPOINTS, MAX_DEVICES, MAX_DURATION, MAX_SEED, idx_problem,
                                   is_torch_archive, work_problem)
-from twin.scenario.loader import ScenarioError, absolute_path, apply_overrides, parse_yaml, read_input_file
+from twin.scenario.errors import scenario_error
+from twin.scenario.loader import (ScenarioError, absolute_path, apply_overrides, parse_yaml,
+                                  read_input_file)
 from twin.scenario.policies import (ANALOG_POLICIES, POLICY_NAMES, CustomPolicy, NonePolicy, PeriodicPolicy, Policy,
                                    ThresholdPolicy)
 from twin.scenario.traffic import TrafficConfig, check_traffic
+from twin.scenario.faults import FaultsConfig, faults_line, faults_problem
 from firmware_model.controller import MAX_DEFER_CHECKS
 from twin.units import SECOND, YEAR, duration_label
 
@@ -158,6 +160,7 @@ class Scenario(_Config):
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     traffic: TrafficConfig | None = None  # None: no inference traffic (maintenance only)
+    faults: FaultsConfig | None = None  # None: nothing injected, and no key in the resolved scenario (its hash)
 
     @model_validator(mode="before")
     @classmethod
@@ -234,6 +237,13 @@ class Scenario(_Config):
             raise field_error(*problem)
         return self
 
+    @model_validator(mode="after")
+    def _faults_fit_the_chip(self) -> Scenario:
+        problem = faults_problem(self)
+        if problem:
+            raise field_error(*problem)
+        return self
+
     @property
     def replicas(self) -> int:
         return 1 if self.traffic is None else self.traffic.replicas
@@ -271,7 +281,7 @@ class Scenario(_Config):
 
     def resolved_dict(self) -> dict[str, Any]:
         """JSON-able dict of every field, with canonical unit strings; loads back equal."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude={"faults"} if self.faults is None else None)
 
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.resolved_dict(), sort_keys=True).encode()).hexdigest()
@@ -283,54 +293,13 @@ class Scenario(_Config):
 
 # ---- loading ---------------------------------------------------------------------------------
 
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [m for arg in get_args(annotation) for m in _models_in(arg)]
-
-
-def _is_union(annotation: Any) -> bool:
-    """A union pydantic tags in loc (not ``X | None``, which it validates without a tag)."""
-    return get_origin(annotation) in (Union, UnionType) and \
-        len([a for a in get_args(annotation) if a is not type(None)]) > 1
-
-
-def _clean_loc(loc: tuple[int | str, ...]) -> list[str]:
-    """Pydantic's loc without the union/discriminator tags it inserts ('periodic', 'config')."""
-    models: list[type[BaseModel]] = [Scenario]
-    out: list[str] = []
-    tag_next = False
-    for part in loc:
-        if tag_next and isinstance(part, str):
-            tag_next = False
-            continue
-        out.append(str(part))
-        owner = next((m for m in models if isinstance(part, str) and part in m.model_fields), None)
-        annotation = owner.model_fields[str(part)].annotation if owner else None
-        models, tag_next = _models_in(annotation), _is_union(annotation)
-    return out
-
-
-def _scenario_error(exc: ValidationError) -> ScenarioError:
-    merged: dict[str, list[str]] = {}
-    for err in exc.errors(include_url=False):
-        parts = _clean_loc(err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "scenario_field":
-            parts.append(err["ctx"]["field"])
-        elif err["type"] == "model_attributes_type" and parts == ["policy"]:
-            message = "expected a mapping such as {name: periodic, interval: 1 d}"
-        messages = merged.setdefault(".".join(parts) or "scenario", [])
-        if message not in messages:
-            messages.append(message)
-    return ScenarioError([(path, "; ".join(messages)) for path, messages in merged.items()])
 
 
 def _validate(raw: dict[str, Any]) -> Scenario:
     try:
         return Scenario.model_validate(raw, context={UNITS_REQUIRED: True})
     except ValidationError as exc:
-        raise _scenario_error(exc) from None
+        raise scenario_error(exc, Scenario) from None
 
 
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
@@ -384,4 +353,6 @@ def explain(scenario: Scenario) -> str:
         lines.append(f"traffic      {t.arrivals} arrivals, ~{t.expected_requests(s.duration):,.0f} requests "
                      f"(simulated {how}), batch {t.batch}, {t.replicas} replica(s), {t.layers} layers, "
                      f"maintenance {t.maintenance}s, power {t.power.schedule}")
+    if s.faults is not None:
+        lines.append(faults_line(s.faults))
     return "\n".join(lines)

@@ -19,7 +19,8 @@ import numpy as np
 
 from twin.chip.ledger import maintenance_energy
 from twin.atomic import atomic_write_bytes, atomic_write_text, prepare_output_dir
-from twin.scenario.loader import parse_yaml, read_input_file
+from twin.scenario.bounds import MAX_SEEDS
+from twin.scenario.loader import did_you_mean, parse_yaml, read_input_file
 from twin.scenario.schema import Scenario, ScenarioError, load_scenario
 from twin.units import DAY, SECOND
 
@@ -57,6 +58,16 @@ def parse_policies(text: str, scenario: Scenario) -> list[PolicySpec]:
     return specs
 
 
+COMPARE_KEYS = ("scenario", "policies", "seeds", "set")
+
+
+def _override_list(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ScenarioError([(where, f"expected a list of key.path=value strings, e.g. ['network.hwa=true'], "
+                                     f"got {value!r}")])
+    return value
+
+
 def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | None]:
     """A compare YAML: ``scenario: FILE``, ``seeds: N``, ``set: [overrides for all]``,
     ``policies: [{name: ..., label: ..., <policy params>, set: [overrides for this entry]}]``."""
@@ -64,26 +75,32 @@ def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | Non
     raw = parse_yaml(read_input_file(path, "compare file"), str(path))  # the scenario loader's: no aliases, no duplicate keys
     if not isinstance(raw, dict) or "scenario" not in raw or "policies" not in raw:
         raise ScenarioError([(str(path), "expected keys scenario: FILE and policies: [...] (and optionally seeds: N)")])
-    unknown = set(raw) - {"scenario", "policies", "seeds", "set"}
+    unknown = sorted(set(raw) - set(COMPARE_KEYS), key=str)
     if unknown:
-        raise ScenarioError([(f"{path}:{k}", "unknown key") for k in sorted(unknown)])
-    scenario = load_scenario(path.parent / raw["scenario"], raw.get("set", []))
-    specs = []
+        raise ScenarioError([(f"{path}:{k}", "unknown key" + did_you_mean(str(k), COMPARE_KEYS)) for k in unknown])
+    seeds = raw.get("seeds")
+    if seeds is not None and (not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= MAX_SEEDS):
+        raise ScenarioError([("seeds", f"must be an integer from 1 to {MAX_SEEDS:,}, got {seeds!r}")])
+    if not isinstance(raw["scenario"], str) or not raw["scenario"]:
+        raise ScenarioError([("scenario", f"expected the path of a scenario file, got {raw['scenario']!r}")])
+    if not isinstance(raw["policies"], list) or not raw["policies"]:
+        raise ScenarioError([("policies", f"expected a non-empty list of {{name: ..., label: ...}} entries, "
+                                          f"got {raw['policies']!r}")])
+    scenario = load_scenario(path.parent / raw["scenario"], _override_list(raw.get("set", []), "set"))
+    specs: list[PolicySpec] = []
     for i, entry in enumerate(raw["policies"]):
         if not isinstance(entry, dict) or "name" not in entry:
             raise ScenarioError([(f"policies[{i}]", "expected a mapping with at least name:")])
         entry = dict(entry)
         label = str(entry.pop("label", entry["name"]))
-        extra = entry.pop("set", [])  # scenario overrides for this entry only, e.g. network.hwa=true
-        if not isinstance(extra, list):
-            raise ScenarioError([(f"policies[{i}].set", "expected a list of key.path=value strings")])
+        if label in [spec.label for spec in specs]:
+            raise ScenarioError([(f"policies[{i}].label", f"{label!r} is an earlier entry's label too (their runs "
+                                                          "would be merged); give each entry its own label")])
+        extra = _override_list(entry.pop("set", []), f"policies[{i}].set")  # for this entry only, e.g. network.hwa=true
         overrides = [f"policy.name={entry.pop('name')}"] + [f"policy.{k}={json.dumps(v) if not isinstance(v, str) else v}"
-                                                             for k, v in entry.items()] + [str(x) for x in extra]
+                                                             for k, v in entry.items()] + extra
         scenario.with_overrides(overrides)  # validate now, naming the field, before anything runs
         specs.append(PolicySpec(label, tuple(overrides)))
-    seeds = raw.get("seeds")
-    if seeds is not None and (not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1):
-        raise ScenarioError([("seeds", "must be an integer >= 1")])
     return scenario, specs, seeds
 
 

@@ -1,0 +1,3 @@
+"""A policy module whose import fails with something other than ImportError."""
+
+raise RuntimeError("no licence server")
