@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from twin.cli import main
 from twin.study.sweep import START_MARKER
