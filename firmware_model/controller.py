@@ -152,6 +152,11 @@ class Controller:
         if not self._queue:
             return Halt("policy started a campaign with no tiles")
         self._queue = [tile for tile in self._queue if tile not in self.dead_tiles]  # dead tiles are skipped
+        if not self._queue:  # every tile the policy asked for is dead: no campaign, and no recursion
+            call_policy(self.policy, "campaign_finished", now_ns)
+            if len(self.dead_tiles) >= len(self.config.tiles):
+                return Halt("every tile is dead: nothing left to correct")
+            return Wait(now_ns + 1)  # ask the policy again, never twice in the same instant
         self.campaigns += 1
         return self._next_tile(now_ns)
 

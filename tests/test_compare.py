@@ -116,3 +116,15 @@ def test_compare_files_go_through_the_safe_loader(tmp_path):
     twice.write_text("scenario: s.yaml\nscenario: t.yaml\npolicies: [{name: none}]\n")
     with pytest.raises(ScenarioError, match="duplicate"):
         load_compare_file(twice)
+
+
+def test_an_unfinished_compare_folder_is_not_offered_a_resume(tmp_path, capsys):
+    """compare cannot continue a stopped comparison: its message says so instead of naming a
+    --resume it does not have."""
+    from twin.run_folder import INCOMPLETE
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / INCOMPLETE).write_text("stopped\n")
+    assert main(["compare", "scenarios/default.yaml", "--policies", "none", "--workers", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot continue" in err and "--force" in err and "--resume" not in err

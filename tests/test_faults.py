@@ -20,7 +20,7 @@ import yaml
 from torch import nn
 
 from firmware_model.controller import Controller, State
-from firmware_model.interface import FirmwareConfig, Probe, ProbeReading, Program, TileLayout, Wait
+from firmware_model.interface import FirmwareConfig, Halt, Probe, ProbeReading, Program, TileLayout, Wait
 from firmware_model.policies import Periodic
 from tiny_chip import EXACT_PULSES, tiny_chip
 from twin.chip.parameters import FaultParameters
@@ -94,6 +94,28 @@ def test_firmware_gives_up_a_tile_reading_at_the_floor_and_keeps_serving_the_oth
     drifted = on_level()
     drifted[0] += 0.4
     assert isinstance(c.step(2_000, reading(1, drifted)), Program)  # ... and still corrects tile 1
+
+
+class OneTileAtATime(Periodic):
+    """A policy that asks for tile 0 only, every period (so, once tile 0 is dead, only for a dead tile)."""
+
+    def tiles(self, now_ns: int, n_tiles: int) -> list[int]:
+        super().tiles(now_ns, n_tiles)  # counts the campaign
+        return [0]
+
+
+def test_a_campaign_of_dead_tiles_only_is_no_campaign_and_all_dead_halts():
+    c = two_tiles()
+    c.policy = OneTileAtATime(1_000)
+    assert c.step(0, None) == Wait(1_000)
+    assert c.step(1_000, None) == Probe(0)
+    assert c.step(1_000, reading(0, np.zeros(2 * CELLS))) == Wait(2_000)  # tile 0 given up
+    assert c.campaigns == 1
+    assert c.step(2_000, None) == Wait(2_001)  # only a dead tile asked for: no campaign, no recursion
+    assert c.campaigns == 1
+    assert c.step(2_001, None) == Wait(3_000)  # the policy moved on
+    c.dead_tiles[1] = 2_500
+    assert isinstance(c.step(3_000, None), Halt)  # every tile dead: nothing left to correct
 
 
 def test_a_reference_at_the_floor_is_restored_not_taken_for_a_dead_tile():

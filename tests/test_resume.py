@@ -141,7 +141,7 @@ def _full_disk_for(name: str, after: int, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("name, after, campaigns_kept", [("summary.json", 0, 3), (CHECKPOINT_FILE, 1, 1)])
-def test_a_full_disk_exits_3_and_keeps_a_checkpoint_to_resume_from(tmp_path, short, capsys, monkeypatch,
+def test_a_full_disk_exits_4_and_keeps_a_checkpoint_to_resume_from(tmp_path, short, capsys, monkeypatch,
                                                                     name, after, campaigns_kept):
     out = tmp_path / "run"
     old_umask = os.umask(0o027)  # the outputs honour it (0o640), also after a resume

@@ -170,7 +170,7 @@ def test_runs_without_out_start_in_separate_folders(tmp_path, monkeypatch, no_si
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into folders whose mode denies it: see the test below")
-def test_a_read_only_out_fails_with_exit_3_before_simulating(tmp_path, capsys, no_simulation):
+def test_a_read_only_out_fails_with_exit_4_before_simulating(tmp_path, capsys, no_simulation):
     out = tmp_path / "readonly"
     out.mkdir()
     out.chmod(0o555)
@@ -184,7 +184,7 @@ def test_a_read_only_out_fails_with_exit_3_before_simulating(tmp_path, capsys, n
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the immutable flag needs root; other users: the test above")
-def test_a_read_only_out_fails_with_exit_3_before_simulating_as_root(tmp_path, capsys, no_simulation):
+def test_a_read_only_out_fails_with_exit_4_before_simulating_as_root(tmp_path, capsys, no_simulation):
     """Root writes into any folder its mode denies, but not into an immutable one (chattr +i)."""
     out = tmp_path / "readonly"
     out.mkdir()

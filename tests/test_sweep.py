@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from twin.cli import RUNS_FAILED, main
 from twin.scenario.loader import ScenarioError
 from twin.study import engine
-from twin.study.sweep import MAX_SWEEP_RUNS, START_MARKER, load_sweep_file
+from twin.study.sweep import MAX_SWEEP_RUNS, START_MARKER, load_sweep_file, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["duration=2 d", "checkpoints.count=2", "evaluation.accuracy_samples=1", "evaluation.test_images=200",
@@ -128,7 +127,48 @@ def test_a_worker_needs_no_training_and_no_cache_of_its_own(tmp_path, monkeypatc
 def test_the_example_sweep_file_is_valid():
     sweep = load_sweep_file(ROOT / "docs/examples/sweep.yaml")
     assert len(sweep.runs) == 8
-    assert os.path.isfile(sweep.base.network.checkpoint or __file__)
+    assert {(r.scenario.chip.levels, r.scenario.policy.name, r.seed) for r in sweep.runs} == {
+        (k, p, s) for k in (4, 8) for p in ("none", "periodic") for s in (0, 1)}
+
+
+def test_sweep_csv_is_rewritten_after_every_result(tmp_path):
+    sweep = load_sweep_file(write_sweep(tmp_path, "grid: {chip.levels: [4, 8]}\nseeds: 2\n"))
+    out = tmp_path / "out"
+    seen = []
+    run_sweep(sweep, out, workers=1,
+              progress=lambda done, total: seen.append((done, [r["status"] for r in rows(out)])))
+    assert seen == [(0, ["pending"] * 4), (1, ["ok"] + ["pending"] * 3), (2, ["ok", "ok", "pending", "pending"]),
+                    (3, ["ok"] * 3 + ["pending"]), (4, ["ok"] * 4)]
+
+
+@pytest.mark.parametrize("body, field", [
+    ("grid: {chip.levels: [4, 4]}", "grid"),
+    ("list: [{chip.levels: 4}, {chip.levels: 4}]", "list"),
+    ("grid: {seed: [5, 6]}", "grid.seed"),
+    ("list: [{network.seed: 3}]", "list.network.seed"),
+])
+def test_duplicate_runs_and_seed_factors_are_refused(tmp_path, body, field, capsys):
+    path = write_sweep(tmp_path, body)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 2
+    assert field in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_a_forced_rerun_that_fails_leaves_no_older_result(tmp_path, monkeypatch):
+    path = write_sweep(tmp_path, "")
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    folder = out / rows(out)[0]["run"]
+    assert (folder / "summary.json").exists()
+    import twin.simulate
+
+    def broken(scenario, progress=None):
+        raise RuntimeError("the disk of this worker is gone")
+
+    monkeypatch.setattr(twin.simulate, "simulate", broken)
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--quiet", "--force"]) == RUNS_FAILED
+    assert not (folder / "summary.json").exists() and "disk" in (folder / "error.txt").read_text()
+    assert rows(out)[0]["status"] == "failed"
 
 
 def test_a_sweep_folder_in_use_is_refused_and_a_killed_sweeps_folder_resumed(tmp_path, capsys):

@@ -198,6 +198,8 @@ def _compare(args) -> int:
         specs, seeds = parse_policies(args.policies, scenario), None
     seeds = args.seeds if args.seeds is not None else (seeds or 1)
     _check_seeds(seeds)
+    if args.workers is not None and args.workers < 1:
+        raise ScenarioError([("--workers", f"must be >= 1, got {args.workers}")])
     out = args.out or unique_run_dir(Path("runs") / path_name(scenario.name), prefix="compare-")
     with open_run_folder(out, COMPARE_FILES, force=args.force, command="twin compare") as folder:
         print(f"comparing {len(specs)} policies x {seeds} seeds on {scenario.name} ...", file=sys.stderr)

@@ -103,7 +103,7 @@ def load_checkpoint(path: Path) -> dict:
     """The checkpoint in ``path`` (a pickle: resume only folders you trust)."""
     try:
         payload = pickle.loads(Path(path).read_bytes())
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError) as exc:
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, ValueError) as exc:
         raise ResumeError(f"--resume: {path} cannot be read ({type(exc).__name__}: {exc}); "
                           "start afresh with --force") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

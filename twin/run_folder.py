@@ -31,7 +31,7 @@ from pathlib import Path
 from twin import atomic
 from twin.atomic import OutputExistsError
 
-__all__ = ["CLAIM", "INCOMPLETE", "ClaimInfo", "FolderInUseError", "StaleClaimError", "RunFolder", "claim_folder",
+__all__ = ["CLAIM", "INCOMPLETE", "ClaimInfo", "continue_hint", "FolderInUseError", "StaleClaimError", "RunFolder", "claim_folder",
            "open_run_folder", "unique_run_dir"]
 
 CLAIM = "twin.claim"
@@ -55,6 +55,15 @@ class ClaimInfo:
 
     def describe(self) -> str:
         return f"{self.command!r} (PID {self.pid} on {self.host}, started {self.started})"
+
+
+def continue_hint(command: str, directory: Path) -> str:
+    """How the command that wrote a folder continues an unfinished run there."""
+    if command.startswith("twin sweep"):
+        return "continue it by running the same twin sweep again"
+    if command.startswith("twin run"):
+        return f"continue it with --resume {directory}"
+    return f"{command} cannot continue a stopped run"  # compare: start afresh
 
 
 def _now() -> str:
@@ -124,7 +133,8 @@ class RunFolder:
     def mark_incomplete(self) -> None:
         atomic.atomic_write_text(self.path / INCOMPLETE,
                                  f"{self.info.describe()} writes this folder (or was stopped while it did).\n"
-                                 f"Continue it with --resume {self.path}, or start afresh with --force.\n")
+                                 f"{continue_hint(self.info.command, self.path).capitalize()}, or start afresh "
+                                 "with --force.\n")
 
     def complete(self, *leftovers: str) -> None:
         """The last output has landed: drop the marker, then files only an unfinished run needs."""
@@ -172,7 +182,7 @@ def claim_folder(directory: Path, *, force: bool = False, resume: bool = False, 
     try:
         previous = _parse(_read(fd))
         if previous is not None:
-            _check_previous(previous, locked, directory, force, resume, flag)
+            _check_previous(previous, locked, directory, force, resume, flag, command)
         info = ClaimInfo(os.getpid(), socket.gethostname(), _now(), command)
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(asdict(info)) + "\n").encode(), 0)
@@ -186,7 +196,7 @@ def claim_folder(directory: Path, *, force: bool = False, resume: bool = False, 
 
 
 def _check_previous(previous: ClaimInfo, locked: bool | None, directory: Path, force: bool, resume: bool,
-                    flag: str) -> None:
+                    flag: str, command: str) -> None:
     """Whether a claim found in the folder (its lock free, or no locks) may be taken over."""
     if previous.host != socket.gethostname():
         if force:
@@ -194,13 +204,13 @@ def _check_previous(previous: ClaimInfo, locked: bool | None, directory: Path, f
         raise FolderInUseError(
             f"{flag} {directory} is claimed by {previous.describe()}, and whether that run still runs cannot "
             f"be checked from this host; if it does not, start afresh with --force, or delete "
-            f"{directory / CLAIM} and use --resume {directory}")
+            f"{directory / CLAIM} and {continue_hint(command, directory)}")
     if locked is None and _pid_alive(previous.pid):  # no flock here: the PID is all there is
         raise FolderInUseError(f"{flag} {directory} is in use: {previous.describe()} is writing it; "
                                f"wait for it to end or choose another {flag}")
     if not (force or resume):
         raise StaleClaimError(f"{flag} {directory} was being written by {previous.describe()}, which is gone "
-                              f"(killed or crashed): continue it with --resume {directory}, or start afresh "
+                              f"(killed or crashed): {continue_hint(command, directory)}, or start afresh "
                               "with --force")
 
 
@@ -228,8 +238,8 @@ def open_run_folder(directory: Path, names: list[str], *, force: bool = False, r
                     leftover.unlink(missing_ok=True)
         else:
             if (directory / INCOMPLETE).exists() and not force:
-                raise OutputExistsError(f"{flag} {directory} holds an unfinished run ({INCOMPLETE}): continue it "
-                                        f"with --resume {directory}, or start afresh with --force")
+                raise OutputExistsError(f"{flag} {directory} holds an unfinished run ({INCOMPLETE}): "
+                                        f"{continue_hint(command, directory)}, or start afresh with --force")
             atomic.prepare_output_dir(directory, every, force)
         folder.mark_incomplete()
     except BaseException:

@@ -22,6 +22,7 @@ import logging
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,31 +69,39 @@ def network_files(scenario: Scenario) -> dict[str, bytes]:
 
 
 def _install_network(files: dict[str, bytes]) -> None:
-    """Put shipped network files into this worker's cache (content-keyed names: never stale)."""
+    """Put shipped network files into this worker's cache. The names are training-cache keys, not
+    hashes of the bytes: a file of that name with other bytes (another torch, a damaged file) is
+    replaced, so every worker runs exactly the submitting machine's weights."""
     from twin.atomic import atomic_write_bytes
     from twin.toolchain.cache import default_cache_dir
     cache = default_cache_dir()
     for name, data in files.items():
-        if not (cache / name).exists():
-            atomic_write_bytes(cache / name, data)
+        path = cache / name
+        try:
+            same = path.read_bytes() == data
+        except OSError:
+            same = False
+        if not same:
+            atomic_write_bytes(path, data)
 
 
-def _announce(task: RunTask) -> None:
+def _announce(task: RunTask, submission: str) -> None:
     """Tell the client that this run started here (when running on a Dask worker)."""
     try:
         from distributed import get_worker
         worker = get_worker()
     except (ImportError, ValueError):
         return  # in-process
-    worker.log_event(START_TOPIC, {"key": task.key, "worker": worker.name, "address": worker.address,
+    worker.log_event(START_TOPIC, {"submission": submission, "key": task.key, "worker": worker.name,
+                                   "address": worker.address,
                                    "pid": os.getpid(), "time": time.time()})
 
 
-def execute(task: RunTask, network: dict[str, bytes]) -> RunOutcome:
+def execute(task: RunTask, network: dict[str, bytes], submission: str = "") -> RunOutcome:
     """Run one task (on a worker, or in-process); a simulation's exception becomes the run's error."""
     import torch
     from twin.simulate import simulate, write_outputs
-    _announce(task)
+    _announce(task, submission)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # one single-threaded run per worker process: the outputs do not depend on cores
     try:
@@ -166,17 +175,25 @@ def _run_on_dask(tasks: list[RunTask], networks: dict[str, dict[str, bytes]], wo
     from distributed import as_completed
     by_key = {t.key: t for t in tasks}
     outcomes: dict[str, RunOutcome] = {}
+    # Dask shares a task whose key it already holds: keys unique to this submission keep two
+    # users' runs on one scheduler apart, and their start events too (the topic is scheduler-wide).
+    submission = uuid.uuid4().hex
+
+    def started(event: tuple) -> None:
+        if event[1].get("submission") == submission:
+            on_start(event[1])
+
     with _client(workers, scheduler) as client:
         if on_start is not None:
-            client.subscribe_topic(START_TOPIC, lambda event: on_start(event[1]))
+            client.subscribe_topic(START_TOPIC, started)
         shared = {}  # one scattered copy of each distinct network, not one per task
         for task in tasks:
             blob = networks[task.key]
             ident = tuple(sorted(blob))
             if ident not in shared:
                 shared[ident] = client.scatter(blob, broadcast=True) if blob else {}
-        futures = {client.submit(execute, t, shared[tuple(sorted(networks[t.key]))], key=f"run-{t.key}",
-                                 pure=False): t.key for t in tasks}
+        futures = {client.submit(execute, t, shared[tuple(sorted(networks[t.key]))], submission,
+                                 key=f"run-{submission}-{t.key}", pure=False): t.key for t in tasks}
         for future in as_completed(futures):
             key = futures[future]
             try:

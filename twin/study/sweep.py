@@ -84,6 +84,11 @@ def _override_sets(raw: dict) -> list[dict[str, str]]:
     if total > MAX_SWEEP_RUNS:
         raise ScenarioError([("grid", f"the sweep has {total:,} runs (grid x list x seeds), more than the "
                                       f"{MAX_SWEEP_RUNS:,} one sweep may hold; split it")])
+    for key in list(grid) + [k for entry in entries for k in entry]:
+        if key in ("seed", "network.seed"):
+            where = f"grid.{key}" if key in grid else f"list.{key}"
+            raise ScenarioError([(where, "seeds are set by seeds: (a count or a list); the network keeps the base "
+                                         "scenario's seed")])
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     sets = []
     for combo in combos:
@@ -145,6 +150,13 @@ def load_sweep_file(path: Path) -> Sweep:
         for seed in seeds:
             scenario = varied.with_overrides([f"seed={seed}"])
             runs.append(SweepRun(run_key(overrides, seed, scenario), overrides, seed, scenario))
+    seen: dict[str, SweepRun] = {}
+    for run in runs:
+        if run.key in seen:
+            raise ScenarioError([("grid" if raw.get("grid") else "list",
+                                  f"two runs are the same ({', '.join(f'{k}={v}' for k, v in run.overrides.items())}, "
+                                  f"seed {run.seed}): list each value once")])
+        seen[run.key] = run
     factors = list(dict.fromkeys(k for run in runs for k in run.overrides))
     return Sweep(path, base, factors, runs)
 
@@ -193,6 +205,7 @@ def _write_run(folder: Path, outcome: RunOutcome) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "error.txt").unlink(missing_ok=True)
     if outcome.error is not None:
+        (folder / "summary.json").unlink(missing_ok=True)  # a forced re-run that failed: no older result stays
         atomic_write_text(folder / "error.txt", outcome.error + "\n")
         return
     for name, data in outcome.files.items():
