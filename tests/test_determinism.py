@@ -148,3 +148,23 @@ def test_atomic_save_leaves_nothing_behind_on_failure(tmp_path):
     with pytest.raises(RuntimeError, match="cannot pickle"):
         save_atomically({"x": Unpicklable()}, tmp_path / "m.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_does_not_depend_on_the_thread_count():
+    """A sweep worker runs single-threaded, `twin run` with every core: the same scenario and seed
+    must give the same summary (all but wall time), or a sweep could not match a local run."""
+    from twin.scenario.schema import load_scenario
+    from twin.simulate import simulate
+    scenario = load_scenario("scenarios/default.yaml", ["duration=3 d", "checkpoints.count=4", "evaluation.accuracy_samples=2",
+                                                        "network.sa_iterations=200", "network.sa_restarts=1"])
+    summaries = []
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            summary = simulate(scenario).summary
+            summary.pop("wall_s")
+            summaries.append(json.dumps(summary, sort_keys=True))
+    finally:
+        torch.set_num_threads(previous)
+    assert summaries[0] == summaries[1]

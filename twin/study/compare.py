@@ -105,10 +105,11 @@ def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | Non
 
 
 def run_many(tasks: list[tuple[Scenario, str, int]], workers: int | None = None,
-             progress: Callable[[int, int], None] | None = None, scheduler: str | None = None) -> list[dict]:
+             progress: Callable[[int, int], None] | None = None, scheduler: str | None = None,
+             engine=None) -> list[dict]:
     """Run ``(scenario, label, seed)`` tasks on the run engine (:mod:`twin.study.engine`: Dask
-    workers, or this process when ``workers == 1``); results in task order, a failed run's error
-    recorded in its entry."""
+    workers, or this process when ``workers == 1``; ``engine``, an open :class:`Engine` to reuse);
+    results in task order, a failed run's error recorded in its entry."""
     from twin.study.engine import RunTask, run_tasks
     runs = [RunTask(f"{i:06d}", scenario, label, seed) for i, (scenario, label, seed) in enumerate(tasks)]
     done = 0
@@ -119,7 +120,8 @@ def run_many(tasks: list[tuple[Scenario, str, int]], workers: int | None = None,
         if progress:
             progress(done, len(runs))
 
-    outcomes = run_tasks(runs, workers, scheduler, on_result=arrived)
+    outcomes = (engine.run(runs, on_result=arrived) if engine is not None
+                else run_tasks(runs, workers, scheduler, on_result=arrived))
     return [{"label": o.label, "seed": o.seed, "summary": o.summary, "error": o.error} for o in outcomes]
 
 

@@ -24,13 +24,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from twin.scenario.schema import Scenario
 
-__all__ = ["RunTask", "RunOutcome", "run_tasks", "START_TOPIC", "network_files"]
+__all__ = ["Engine", "RunTask", "RunOutcome", "run_tasks", "START_TOPIC", "network_files"]
 
 START_TOPIC = "pcm-twin.run-started"
 """The Dask event topic a worker logs when it starts a run (a sweep turns it into a start marker)."""
@@ -131,28 +131,54 @@ def _client(workers: int, scheduler: str | None) -> Iterator[object]:
         yield client
 
 
+class Engine:
+    """Where runs go: this process (``workers == 1``, no scheduler) or one Dask client, started at
+    the first submission and kept for the next ones (optimize submits once per candidate)."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.scheduler = scheduler
+        self._stack = ExitStack()
+        self._client: object | None = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def run(self, tasks: Sequence[RunTask], on_result: Callable[[RunOutcome], None] | None = None,
+            on_start: Callable[[dict], None] | None = None) -> list[RunOutcome]:
+        """Run every task; outcomes in task order. ``on_result`` is called as each one arrives
+        (in this thread), ``on_start`` with the worker's start event of each run attempt."""
+        tasks = list(tasks)
+        if not tasks:
+            return []
+        if len({t.key for t in tasks}) != len(tasks):
+            raise ValueError("run keys must be unique within a submission")
+        networks = _networks(tasks)
+        if self.scheduler is None and self.workers == 1:
+            outcomes = []
+            for task in tasks:
+                if on_start:
+                    on_start({"key": task.key, "worker": "local", "pid": os.getpid(), "time": time.time()})
+                outcomes.append(execute(task, networks[task.key]))
+                if on_result:
+                    on_result(outcomes[-1])
+            return outcomes
+        if self._client is None:
+            self._client = self._stack.enter_context(_client(self.workers, self.scheduler))
+        return _run_on_dask(self._client, tasks, networks, on_result, on_start)
+
+
 def run_tasks(tasks: Sequence[RunTask], workers: int | None = None, scheduler: str | None = None,
               on_result: Callable[[RunOutcome], None] | None = None,
               on_start: Callable[[dict], None] | None = None) -> list[RunOutcome]:
-    """Run every task; outcomes in task order. ``on_result`` is called as each one arrives
-    (in this thread), ``on_start`` with the worker's start event of each run attempt."""
+    """One submission on its own engine (a local cluster no larger than the tasks need)."""
     tasks = list(tasks)
-    if not tasks:
-        return []
-    if len({t.key for t in tasks}) != len(tasks):
-        raise ValueError("run keys must be unique within a submission")
-    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    networks = _networks(tasks)
-    if scheduler is None and workers == 1:
-        outcomes = []
-        for task in tasks:
-            if on_start:
-                on_start({"key": task.key, "worker": "local", "pid": os.getpid(), "time": time.time()})
-            outcomes.append(execute(task, networks[task.key]))
-            if on_result:
-                on_result(outcomes[-1])
-        return outcomes
-    return _run_on_dask(tasks, networks, workers, scheduler, on_result, on_start)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
+    with Engine(workers, scheduler) as engine:
+        return engine.run(tasks, on_result, on_start)
 
 
 def _networks(tasks: list[RunTask]) -> dict[str, dict[str, bytes]]:
@@ -169,7 +195,7 @@ def _networks(tasks: list[RunTask]) -> dict[str, dict[str, bytes]]:
     return out
 
 
-def _run_on_dask(tasks: list[RunTask], networks: dict[str, dict[str, bytes]], workers: int, scheduler: str | None,
+def _run_on_dask(client, tasks: list[RunTask], networks: dict[str, dict[str, bytes]],
                  on_result: Callable[[RunOutcome], None] | None,
                  on_start: Callable[[dict], None] | None) -> list[RunOutcome]:
     from distributed import as_completed
@@ -183,27 +209,26 @@ def _run_on_dask(tasks: list[RunTask], networks: dict[str, dict[str, bytes]], wo
         if event[1].get("submission") == submission:
             on_start(event[1])
 
-    with _client(workers, scheduler) as client:
-        if on_start is not None:
-            client.subscribe_topic(START_TOPIC, started)
-        shared = {}  # one scattered copy of each distinct network, not one per task
-        for task in tasks:
-            blob = networks[task.key]
-            ident = tuple(sorted(blob))
-            if ident not in shared:
-                shared[ident] = client.scatter(blob, broadcast=True) if blob else {}
-        futures = {client.submit(execute, t, shared[tuple(sorted(networks[t.key]))], submission,
-                                 key=f"run-{submission}-{t.key}", pure=False): t.key for t in tasks}
-        for future in as_completed(futures):
-            key = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as exc:  # the run's worker died too often (KilledWorker) or the scheduler went
-                task = by_key[key]
-                outcome = RunOutcome(key, task.label, task.seed, None, f"{type(exc).__name__}: {exc}")
-            outcomes[key] = outcome
-            if on_result:
-                on_result(outcome)
-        if on_start is not None:
-            client.unsubscribe_topic(START_TOPIC)
+    if on_start is not None:
+        client.subscribe_topic(START_TOPIC, started)
+    shared = {}  # one scattered copy of each distinct network, not one per task
+    for task in tasks:
+        blob = networks[task.key]
+        ident = tuple(sorted(blob))
+        if ident not in shared:
+            shared[ident] = client.scatter(blob, broadcast=True) if blob else {}
+    futures = {client.submit(execute, t, shared[tuple(sorted(networks[t.key]))], submission,
+                             key=f"run-{submission}-{t.key}", pure=False): t.key for t in tasks}
+    for future in as_completed(futures):
+        key = futures[future]
+        try:
+            outcome = future.result()
+        except Exception as exc:  # the run's worker died too often (KilledWorker) or the scheduler went
+            task = by_key[key]
+            outcome = RunOutcome(key, task.label, task.seed, None, f"{type(exc).__name__}: {exc}")
+        outcomes[key] = outcome
+        if on_result:
+            on_result(outcome)
+    if on_start is not None:
+        client.unsubscribe_topic(START_TOPIC)
     return [outcomes[t.key] for t in tasks]

@@ -11,9 +11,11 @@ stopping rule) is :func:`twin.study.search.search`.
 from __future__ import annotations
 
 from collections.abc import Callable
+import os
 from dataclasses import dataclass
 
 from twin.study.compare import policy_metrics, run_many
+from twin.study.engine import Engine
 from twin.scenario.schema import Scenario, ScenarioError
 from twin.study.search import SearchResult, search
 from twin.units import HOUR, format_duration
@@ -45,11 +47,11 @@ def _tasks(scenario: Scenario, overrides: list[str], seeds: int) -> list:
             for seed in range(scenario.seed, scenario.seed + seeds)]
 
 
-def reference_accuracy(scenario: Scenario, seeds: int, workers: int | None = None) -> float:
+def reference_accuracy(scenario: Scenario, seeds: int, workers: int | None = None, engine: Engine | None = None) -> float:
     """Mean over seeds of the accuracy at the first checkpoint with no correction (the t = 0 accuracy)."""
     first = scenario.checkpoint_times_ns()[0]
     tasks = _tasks(scenario, ["policy.name=none", f"duration={first} ns", f"checkpoints=[{first} ns]"], seeds)
-    runs = [r["summary"] for r in run_many(tasks, workers)]
+    runs = [r["summary"] for r in run_many(tasks, workers, engine=engine)]
     return sum(s["accuracy"][0]["accuracy"] for s in runs) / len(runs)
 
 
@@ -63,15 +65,22 @@ def optimize(scenario: Scenario, policy: str, floor: float, seeds: int = 3, work
     if policy not in PARAMETERS:
         raise ScenarioError([("--policy", f"one of {', '.join(PARAMETERS)}")])
     parameter = PARAMETERS[policy]
+    with Engine(min(workers or os.cpu_count() or 1, seeds)) as engine:  # one cluster for every candidate
+        return _optimize(scenario, policy, parameter, floor, seeds, engine, lo, hi, max_evaluations, log)
+
+
+def _optimize(scenario: Scenario, policy: str, parameter: Parameter, floor: float, seeds: int, engine: Engine,
+              lo: float | None, hi: float | None, max_evaluations: int,
+              log: Callable[[str], None] | None) -> tuple[SearchResult, Parameter, float]:
     if floor < 0:
-        floor = reference_accuracy(scenario, seeds, workers) + floor
+        floor = reference_accuracy(scenario, seeds, engine=engine) + floor
     base = [] if scenario.policy.name == policy else [f"policy.name={policy}"]
     lo = parameter.lo if lo is None else lo
     hi = (scenario.duration if parameter.hi is None else parameter.hi) if hi is None else hi
 
     def evaluate(value: float) -> tuple[float, float]:
         text = f"{int(value)} ns" if parameter.integer else repr(float(value))
-        runs = run_many(_tasks(scenario, base + [f"policy.{parameter.name}={text}"], seeds), workers)
+        runs = run_many(_tasks(scenario, base + [f"policy.{parameter.name}={text}"], seeds), engine=engine)
         errors = [r["error"] for r in runs if r["error"]]
         if errors:
             raise RuntimeError(f"simulation failed at {parameter.name}={text}: {errors[0]}")
