@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from firmware_model.controller import Controller, State
 from firmware_model.interface import (FirmwareConfig, Probe, ProbeReading, Program, ProgramReport, TileLayout,
                                       Wait)
 from firmware_model.policies import Periodic
+from tiny_chip import random_digits_checkpoint
 
 # --- firmware level ------------------------------------------------------------------------
 # One 4 x 4 tile, K = 4, g_max = 4 uS (spacing 1 uS). Rows 0-2 hold weights; row 3 holds two
@@ -222,16 +221,8 @@ E2E = ["duration=3 d", "policy.name=periodic", "policy.interval=1 d", "policy.de
 
 @pytest.fixture(scope="module")
 def untrained_checkpoint(tmp_path_factory):
-    """Random weights in the digits_cnn layout (twin/toolchain/networks.py): no training needed."""
-    with torch.random.fork_rng(devices=[]):  # initialisers draw from the global generator; leave it as it was
-        torch.manual_seed(0)
-        model = nn.Sequential()
-        model.add_module("conv1", nn.Conv2d(1, 8, 3, padding=1))
-        model.add_module("conv2", nn.Conv2d(8, 12, 3, padding=1))
-        model.add_module("fc", nn.Linear(48, 10))
-    path = tmp_path_factory.mktemp("faults") / "digits_cnn_random.pt"
-    torch.save(model.state_dict(), path)
-    return path
+    """Random weights in the digits_cnn layout: no training needed."""
+    return random_digits_checkpoint(tmp_path_factory.mktemp("faults"))
 
 
 @pytest.fixture(scope="module")

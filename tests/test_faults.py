@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from torch import nn
 
 from firmware_model.controller import Controller, State
 from firmware_model.interface import FirmwareConfig, Halt, Probe, ProbeReading, Program, TileLayout, Wait
 from firmware_model.policies import Periodic
-from tiny_chip import EXACT_PULSES, tiny_chip
+from tiny_chip import EXACT_PULSES, random_digits_checkpoint, runs_with_scrambled_truth, tiny_chip
 from twin.chip.parameters import FaultParameters
 from twin.device.faults import NEVER, DeviceFaults
 from twin.device.parameters import PCMParameters
@@ -211,15 +210,8 @@ ALL_FAULTS = ["faults.stuck_low_fraction=0.02", "faults.stuck_high_fraction=0.02
 
 @pytest.fixture(scope="module")
 def untrained(tmp_path_factory):
-    """Random weights in the digits_cnn layout (twin/toolchain/networks.py): no training needed."""
-    with torch.random.fork_rng(devices=[]):  # initialisers draw from the global generator; leave it as it was
-        torch.manual_seed(0)
-        model = nn.Sequential()
-        model.add_module("conv1", nn.Conv2d(1, 8, 3, padding=1))
-        model.add_module("conv2", nn.Conv2d(8, 12, 3, padding=1))
-        model.add_module("fc", nn.Linear(48, 10))
-    path = tmp_path_factory.mktemp("faults") / "digits_cnn_random.pt"
-    torch.save(model.state_dict(), path)
+    """Random weights in the digits_cnn layout: no training needed."""
+    path = random_digits_checkpoint(tmp_path_factory.mktemp("faults"))
     return Scenario(name="faults").with_overrides(SHORT + [f"network.checkpoint={path}"])
 
 
@@ -316,20 +308,7 @@ def test_stuck_references_are_detected_stuck_weights_at_an_extreme_level_are_not
 def test_the_firmware_never_sees_the_truth_with_faults(untrained):
     """Randomising the true levels right after deployment changes nothing but the truth's scores."""
     scenario = untrained.with_overrides(ALL_FAULTS)
-    honest, cheat_proof = build(scenario), build(scenario)
-    chip = cheat_proof.chip
-
-    def corrupt():
-        while chip.deployed_at_ns == 0:
-            yield chip.env.timeout(1000)
-        scrambled = torch.randint(0, 9, chip.offchip._levels.shape, generator=torch.Generator().manual_seed(3))
-        chip.offchip._levels.copy_(scrambled.to(torch.int16))  # the host's copy ...
-        cheat_proof.observers.scoring._original[:] = scrambled.numpy()  # ... and the scorer's
-
-    chip.env.process(corrupt())
-    honest.run()
-    cheat_proof.run()
-    a, b = collect(honest, 0.0).summary, collect(cheat_proof, 0.0).summary
+    a, b = runs_with_scrambled_truth(scenario)
     assert a["displaced_devices"] != b["displaced_devices"]  # the scores use the truth ...
     assert a["faults"]["lost"]["stuck_weights"] != b["faults"]["lost"]["stuck_weights"]
     for key in ("accuracy", "energy_j", "pulses", "campaigns", "availability", "reads", "misreads",

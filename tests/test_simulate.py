@@ -9,6 +9,7 @@ import torch
 from twin.scenario.schema import load_scenario
 from twin.report.records import collect
 from twin.simulate import build, simulate, write_outputs
+from tiny_chip import runs_with_scrambled_truth
 
 SHORT = ["duration=3 d", "checkpoints.count=4", "evaluation.accuracy_samples=2", "network.sa_iterations=200",
          "network.sa_restarts=2"]
@@ -37,21 +38,7 @@ def test_same_scenario_and_seed_give_identical_summary(scenario, tmp_path):
 
 
 def test_firmware_never_reads_the_true_levels(scenario):
-    honest = build(scenario)
-    cheat_proof = build(scenario)
-    chip = cheat_proof.chip
-
-    def corrupt():
-        while chip.deployed_at_ns == 0:  # after deployment: programming has read its targets
-            yield chip.env.timeout(1000)
-        scrambled = torch.randint(0, 9, chip.offchip._levels.shape, generator=torch.Generator().manual_seed(3))
-        chip.offchip._levels.copy_(scrambled.to(torch.int16))  # the host's copy ...
-        cheat_proof.observers.scoring._original[:] = scrambled.numpy()  # ... and the scorer's
-
-    chip.env.process(corrupt())
-    honest.run()
-    cheat_proof.run()
-    a, b = collect(honest, 0.0).summary, collect(cheat_proof, 0.0).summary
+    a, b = runs_with_scrambled_truth(scenario)
     assert a["displaced_devices"] != b["displaced_devices"]  # the simulator's score uses the truth ...
     for key in ("accuracy", "energy_j", "pulses", "campaigns", "availability", "reads", "misreads"):
         assert a[key] == b[key], key  # ... the chip's behaviour does not

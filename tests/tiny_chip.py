@@ -1,6 +1,7 @@
 """A tiny chip for exact-timeline tests: 2 tiles of 4 x 4, K = 2, one 6 -> 4 linear layer."""
 
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,3 +56,39 @@ def tiny_chip(pcm: PCMParameters = NOISELESS, pulses: PulseParameters = EXACT_PU
     return assemble(deployment, controller, COSTS, pulses, seed, duration_ns, list(checkpoints), x, y, tiles=tiles,
                     gdc=gdc, granularity=granularity, accuracy_samples=1, periphery=PeripheryConfig(), trace=trace,
                     traffic=traffic, faults=faults)
+
+
+def random_digits_checkpoint(folder: str | Path) -> Path:
+    """Random weights in the digits_cnn layout (twin/toolchain/networks.py), saved as a checkpoint:
+    whole runs without training."""
+    with torch.random.fork_rng(devices=[]):  # initialisers draw from the global generator; leave it as it was
+        torch.manual_seed(0)
+        model = nn.Sequential()
+        model.add_module("conv1", nn.Conv2d(1, 8, 3, padding=1))
+        model.add_module("conv2", nn.Conv2d(8, 12, 3, padding=1))
+        model.add_module("fc", nn.Linear(48, 10))
+    path = Path(folder) / "digits_cnn_random.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def runs_with_scrambled_truth(scenario) -> tuple[dict, dict]:
+    """The summaries of two runs of ``scenario``: as built, and with the truth (the host's copy of
+    the levels and the scorer's) replaced by random levels right after deployment. The firmware
+    never sees the truth, so everything but the scores must come out the same."""
+    from twin.report.records import collect
+    from twin.scenario.build import build
+    honest, cheat_proof = build(scenario), build(scenario)
+    chip = cheat_proof.chip
+
+    def corrupt():
+        while chip.deployed_at_ns == 0:  # after deployment: programming has read its targets
+            yield chip.env.timeout(1000)
+        scrambled = torch.randint(0, 9, chip.offchip._levels.shape, generator=torch.Generator().manual_seed(3))
+        chip.offchip._levels.copy_(scrambled.to(torch.int16))  # the host's copy ...
+        cheat_proof.observers.scoring._original[:] = scrambled.numpy()  # ... and the scorer's
+
+    chip.env.process(corrupt())
+    honest.run()
+    cheat_proof.run()
+    return collect(honest, 0.0).summary, collect(cheat_proof, 0.0).summary
