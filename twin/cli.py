@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                                          "(default: a local cluster)")
     swp.add_argument("--workers", type=int, help="local worker processes (default: one per core; 1 = in this process)")
     swp.add_argument("--force", action="store_true", help="re-run runs already finished in --out")
-    swp.add_argument("--quiet", action="store_true", help="no progress bar")
+    swp.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     validate = sub.add_parser("validate", help="check a scenario and its referenced files; run nothing")
     validate.add_argument("scenario", type=Path)
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
@@ -227,8 +227,9 @@ def _sweep(args) -> int:
         print(f"sweep {args.sweep}: {len(sweep.runs)} runs into {out}/", file=sys.stderr)
         progress = _count_progress("runs", len(sweep.runs), args.quiet)
         with progress or _Nothing():
+            count = None if args.quiet else _print_count("runs")  # plain lines when stderr is no terminal
             rows = run_sweep(sweep, out, args.workers, args.scheduler, args.force,
-                             progress.update if progress else _print_count("runs"))
+                             progress.update if progress else count)
         folder.complete()
     failed = [key for key, row in rows.items() if row["status"] == "failed"]
     resumed = sum(1 for row in rows.values() if row.get("resumed"))
