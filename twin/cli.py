@@ -9,6 +9,7 @@ no feasible schedule.)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
 import sys
@@ -147,7 +148,6 @@ def _run(args) -> int:
 
 
 def _simulate_into(folder, scenario, schedule, args, resume: bool) -> int:
-    import contextlib
     from twin.report.text import summary_table
     from twin.report.writers import write_outputs
     from twin.resume import CHECKPOINT_FILE, run_checkpointed
@@ -226,7 +226,7 @@ def _sweep(args) -> int:
         folder.mark_incomplete()
         print(f"sweep {args.sweep}: {len(sweep.runs)} runs into {out}/", file=sys.stderr)
         progress = _count_progress("runs", len(sweep.runs), args.quiet)
-        with progress or _Nothing():
+        with progress or contextlib.nullcontext():
             count = None if args.quiet else _print_count("runs")  # plain lines when stderr is no terminal
             rows = run_sweep(sweep, out, args.workers, args.scheduler, args.force,
                              progress.update if progress else count)
@@ -236,14 +236,6 @@ def _sweep(args) -> int:
     print(f"{len(rows) - len(failed)} of {len(sweep.runs)} runs finished ({resumed} found done), "
           f"{len(failed)} failed; results: {out}/sweep.csv", file=sys.stderr)
     return RUNS_FAILED if failed else 0
-
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
 
 
 def _print_count(what: str):
