@@ -200,6 +200,7 @@ def _compare(args) -> int:
     _check_seeds(seeds)
     if args.workers is not None and args.workers < 1:
         raise ScenarioError([("--workers", f"must be >= 1, got {args.workers}")])
+    _check_scheduler(args.scheduler)
     out = args.out or unique_run_dir(Path("runs") / path_name(scenario.name), prefix="compare-")
     with open_run_folder(out, COMPARE_FILES, force=args.force, command="twin compare") as folder:
         print(f"comparing {len(specs)} policies x {seeds} seeds on {scenario.name} ...", file=sys.stderr)
@@ -218,6 +219,7 @@ def _sweep(args) -> int:
     from twin.scenario.schema import ScenarioError
     if args.workers is not None and args.workers < 1:
         raise ScenarioError([("--workers", f"must be >= 1, got {args.workers}")])
+    _check_scheduler(args.scheduler)
     sweep = load_sweep_file(args.sweep)
     out = args.out or Path("runs") / f"sweep-{path_name(args.sweep.stem)}"
     atomic.prepare_output_dir(out, [], False)  # a folder (made if need be), before the claim
@@ -263,6 +265,13 @@ class _CountProgress:
 
 def _count_progress(what: str, total: int, quiet: bool) -> _CountProgress | None:
     return None if quiet or not sys.stderr.isatty() else _CountProgress(what, total)
+
+
+def _check_scheduler(address: str | None) -> None:
+    """A Dask scheduler address is ``tcp://HOST:PORT`` (or tls://, or HOST:PORT): checked before anything runs."""
+    from twin.scenario.loader import ScenarioError
+    if address is not None and not re.fullmatch(r"((tcp|tls)://)?[A-Za-z0-9._-]+:\d{1,5}", address):
+        raise ScenarioError([("--scheduler", f"expected an address such as tcp://10.0.0.5:8786, got {address!r}")])
 
 
 def _check_seeds(seeds: int) -> None:
