@@ -95,6 +95,9 @@ class ProgramVerifySession:
         dev = self.g_target.device
         # Line id = (tile*2 + sign)*rows + row: one verify pass drives one such line.
         self._line = torch.div(self.index, cols, rounding_mode="floor")
+        # Positions are visited in ascending order: with lines ascending too, the lines of any
+        # subset are counted by their changes, cheaper than torch.unique in every round.
+        self._lines_ascending = bool((self._line[1:] >= self._line[:-1]).all()) if n > 1 else True
         self._band = params.band(self.g_target)
         # True conductance the pulses act on; the firmware only ever sees last_read.
         self.g_true = (torch.zeros(n, dtype=torch.float32, device=dev) if from_reset
@@ -102,8 +105,7 @@ class ProgramVerifySession:
         self.last_read = torch.full((n,), float("nan"), dtype=torch.float32, device=dev)
         self.pulses_per_device = torch.zeros(n, dtype=torch.int64, device=dev)
         self.converged = torch.zeros(n, dtype=torch.bool, device=dev)
-        self.active = torch.ones(n, dtype=torch.bool, device=dev)
-        self._n_active = n
+        self._act = torch.arange(n, device=dev)  # positions still being programmed, ascending
         self.partial_set_total = 0
         self.reset_total = 0
         self.rounds = 0
@@ -113,10 +115,23 @@ class ProgramVerifySession:
 
     @property
     def done(self) -> bool:
-        return self.rounds > 0 and self._n_active == 0
+        return self.rounds > 0 and self._act.numel() == 0
+
+    @property
+    def active(self) -> torch.Tensor:
+        """Per device: still being programmed."""
+        mask = torch.zeros(self.index.numel(), dtype=torch.bool, device=self._act.device)
+        mask[self._act] = True
+        return mask
 
     def _rows(self, idx: torch.Tensor) -> int:
-        return int(torch.unique(self._line[idx]).numel()) if idx.numel() else 0
+        """Distinct lines (tile, sign, row) among the devices at ascending positions ``idx``."""
+        if not idx.numel():
+            return 0
+        lines = self._line[idx]
+        if self._lines_ascending:
+            return 1 + int((lines[1:] != lines[:-1]).sum())
+        return int(torch.unique(lines).numel())
 
     def _prog_noise(self, n: int) -> torch.Tensor:
         return self.devices.pulse_noise(n, self.generator)
@@ -136,12 +151,6 @@ class ProgramVerifySession:
         std = p.partial_set_step_std_us * (mean / p.partial_set_step_mean_us)
         return (mean + std * noise).clamp(min=0.0)
 
-    def _retire(self, idx: torch.Tensor, converged: bool) -> None:
-        self.active[idx] = False
-        if converged:
-            self.converged[idx] = True
-        self._n_active -= int(idx.numel())
-
     def step(self, now_ns: int) -> RoundOutcome:
         """One round: pulse the active devices, verify the pulsed ones, retire the finished."""
         if self._finished:
@@ -157,10 +166,11 @@ class ProgramVerifySession:
             in_band = (self.last_read - self.g_target).abs() <= self._band
             # Level 0: anything reading at or below the band is as low as a RESET would put it.
             low_enough = (self.g_target == 0) & (self.last_read <= self._band)
-            self._retire(torch.nonzero(in_band | low_enough).squeeze(1), converged=True)
+            self.converged |= in_band | low_enough
+            self._act = torch.nonzero(~(in_band | low_enough)).squeeze(1)
 
         # Work on the compact list of active devices: late rounds touch only a few.
-        act = torch.nonzero(self.active).squeeze(1)
+        act = self._act
         target, band = self.g_target[act], self._band[act]
         if self.rounds == 0 and self.from_reset:
             is_reset = torch.ones_like(act, dtype=torch.bool)
@@ -183,8 +193,10 @@ class ProgramVerifySession:
 
         # A RESET is final for level 0; everything else pulsed is read back, with the read
         # noise of a freshly programmed device (aihwkit's 1/f noise at age 0).
-        self._retire(act[target == 0], converged=True)
-        read_idx = act[target != 0]
+        level0 = target == 0
+        self.converged[act[level0]] = True
+        read_idx = act[~level0]
+        still = read_idx  # what stays active after this round
         if read_idx.numel():
             reading = self.devices.verify_read(self.g_true[read_idx], self.generator, reads=p.verify_reads)
             if self.faults is not None:  # a stuck device or a dead tile is sensed as such
@@ -194,13 +206,14 @@ class ProgramVerifySession:
             verify_devices += p.verify_reads * int(read_idx.numel())
             verify_rows += p.verify_reads * self._rows(read_idx)
             hit = (reading - self.g_target[read_idx]).abs() <= self._band[read_idx]
-            self._retire(read_idx[hit], converged=True)
+            self.converged[read_idx[hit]] = True
             # Out of budget: stop, not converged.
             left = read_idx[~hit]
-            self._retire(left[self.pulses_per_device[left] >= p.max_iterations], converged=False)
+            still = left[self.pulses_per_device[left] < p.max_iterations]
+        self._act = still
         self.rounds += 1
         return RoundOutcome(partial_set=n_set, reset=n_reset, verify_devices=verify_devices,
-                            verify_rows=verify_rows, active_after=self._n_active)
+                            verify_rows=verify_rows, active_after=int(still.numel()))
 
     def run(self, now_ns: int) -> SessionResult:
         """Convenience for tests and studies: step until done at one instant, then finish."""
