@@ -128,3 +128,20 @@ def test_an_unfinished_compare_folder_is_not_offered_a_resume(tmp_path, capsys):
     assert main(["compare", "scenarios/default.yaml", "--policies", "none", "--workers", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "cannot continue" in err and "--force" in err and "--resume" not in err
+
+
+def test_a_comparison_survives_a_worker_that_dies(scenario, tmp_path, monkeypatch):
+    """The first run to build its policy kills its Dask worker process (os._exit, as the OOM killer
+    would); Dask gives the run to another worker and the comparison ends with every run done (with
+    the process pool it replaced, the whole comparison failed with BrokenProcessPool)."""
+    from twin.study.compare import run_many
+    marker = tmp_path / "a-worker-died"
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the worker processes import the policy
+    dying = scenario.with_overrides([f'policy={{class: "dying_policy:DiesOnceOnAWorker", marker: "{marker}"}}'])
+    results = run_many([(dying, "dies once", 0), (scenario, "plain", 0)], workers=2)
+    assert marker.exists()  # a worker did die
+    assert [r["error"] for r in results] == [None, None]
+    from twin.simulate import simulate
+    here = simulate(dying).summary  # in this process the policy never kills anything
+    rerun = dict(results[0]["summary"])
+    assert {k: v for k, v in rerun.items() if k != "wall_s"} == {k: v for k, v in here.items() if k != "wall_s"}
