@@ -117,13 +117,6 @@ class ProgramVerifySession:
     def done(self) -> bool:
         return self.rounds > 0 and self._act.numel() == 0
 
-    @property
-    def active(self) -> torch.Tensor:
-        """Per device: still being programmed."""
-        mask = torch.zeros(self.index.numel(), dtype=torch.bool, device=self._act.device)
-        mask[self._act] = True
-        return mask
-
     def _rows(self, idx: torch.Tensor) -> int:
         """Distinct lines (tile, sign, row) among the devices at ascending positions ``idx``."""
         if not idx.numel():
