@@ -463,3 +463,15 @@ def test_a_misspelt_key_gets_the_closest_key_of_its_own_section(tmp_path):
         "policy.intervl": "Extra inputs are not permitted"}
     assert errors_of(tmp_path, "checkpoints: {cout: 3}\n") == {
         "checkpoints.cout": "Extra inputs are not permitted; did you mean 'count'?"}
+
+
+@pytest.mark.parametrize("text", ["300 y", "1e400 y", "1e999983 y", "1e999999 y"])
+def test_every_duration_parser_stops_at_the_int64_clock(text):
+    """One check in twin.units.parse_quantity serves scenario files, overrides and CLI flags, and
+    decides on the decimal before it becomes a (possibly million-digit) integer."""
+    from twin.units import MAX_DURATION_NS, parse_duration
+    with pytest.raises(ValueError, match="292 y"):
+        parse_duration(text)
+    with pytest.raises(ValueError, match="int64"):
+        parse_duration(MAX_DURATION_NS + 1)
+    assert parse_duration(MAX_DURATION_NS) == MAX_DURATION_NS

@@ -287,7 +287,6 @@ def _optimize(args) -> int:
     from twin.study.optimize import PARAMETERS, optimize
     from twin.scenario.schema import ScenarioError, load_scenario
     from twin.study.search import format_result, result_to_json
-    from twin.scenario.quantities import beyond_clock
     from twin.units import parse_duration
     scenario = load_scenario(args.scenario, args.overrides)
     parameter = PARAMETERS[args.policy]
@@ -301,8 +300,6 @@ def _optimize(args) -> int:
         if text is None:
             return None
         try:
-            if parameter.integer and beyond_clock(text):
-                raise ValueError(f"{text!r} is longer than the 292 y the twin's clock holds")
             value = float(parse_duration(text)) if parameter.integer else float(text)
         except (ValueError, OverflowError) as exc:
             raise ScenarioError([(flag, str(exc))]) from None

@@ -11,12 +11,12 @@ inside physics formulas and reports (``ns / SECOND``), never on the clock.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Literal
 
 __all__ = [
     "NS", "US", "MS", "SECOND", "MINUTE", "HOUR", "DAY", "WEEK", "MONTH", "YEAR",
-    "Kind", "UNITS", "UNITS_NS", "ENERGY_UNITS", "POWER_UNITS", "RATE_UNITS",
+    "Kind", "MAX_DURATION_NS", "UNITS", "UNITS_NS", "ENERGY_UNITS", "POWER_UNITS", "RATE_UNITS",
     "parse_quantity", "format_quantity", "parse_duration", "parse_energy", "parse_power", "parse_rate",
     "duration_label", "format_energy", "format_power", "format_rate", "format_duration",
 ]
@@ -33,6 +33,9 @@ YEAR = 36525 * DAY // 100  # 365.25 d, exactly 31,557,600 s
 MONTH = YEAR // 12  # 1/12 y, exactly 2,629,800 s
 assert YEAR % 12 == 0 and 36525 * DAY % 100 == 0  # both are whole nanoseconds
 
+
+MAX_DURATION_NS = 2**63 - 1
+"""The clock counts int64 nanoseconds (292 years): no duration may exceed it."""
 Kind = Literal["duration", "energy", "power", "rate"]
 
 UNITS_NS: dict[str, int] = {
@@ -84,8 +87,8 @@ def parse_quantity(text: str | int, kind: Kind) -> int | float:
     if isinstance(text, bool):
         raise ValueError(f"not a {kind}: {text!r}")
     if kind == "duration" and isinstance(text, int):
-        if text < 0:
-            raise ValueError(f"duration must be >= 0, got {text}")
+        if not 0 <= text <= MAX_DURATION_NS:
+            raise ValueError(f"duration must be 0 .. {MAX_DURATION_NS} ns (int64), got {text}")
         return text
     if isinstance(text, (int, float)):
         raise ValueError(f"{kind} needs a unit: write e.g. '{example}', not the bare number {text!r}")
@@ -102,8 +105,13 @@ def parse_quantity(text: str | int, kind: Kind) -> int | float:
                          f"known units: {', '.join(known)}")
     try:
         value = Decimal(number) * units[unit]
-    except InvalidOperation as exc:  # pragma: no cover - the regex admits only numbers
-        raise ValueError(f"cannot parse {kind} {text!r}") from exc
+    except ArithmeticError:  # decimal.Overflow: past 10^999999 (the regex admits only numbers)
+        value = None
+    if kind == "duration" and (value is None or value > MAX_DURATION_NS):
+        # decided on the decimal, before it becomes an integer: 1e999983 y would take a minute
+        raise ValueError(f"{text!r} is longer than the 292 y the twin's clock holds (int64 nanoseconds)")
+    if value is None:
+        raise ValueError(f"{kind} {text!r} is too large")
     if kind != "duration":
         return float(value)
     if value != value.to_integral_value():

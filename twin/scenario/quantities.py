@@ -11,37 +11,16 @@ Python code may pass base-unit numbers (int ns, float J, float W).
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
 
-from twin.units import UNITS, Kind, format_quantity, parse_quantity
+from twin.units import MAX_DURATION_NS, Kind, format_quantity, parse_quantity
 
-__all__ = ["Duration", "Energy", "Power", "Rate", "UNITS_REQUIRED", "MAX_DURATION_NS", "beyond_clock"]
+__all__ = ["Duration", "Energy", "Power", "Rate", "UNITS_REQUIRED", "MAX_DURATION_NS"]
 
 UNITS_REQUIRED = "units_required"
 """Validation-context key: when true (scenario files, overrides), bare numbers are refused."""
-
-MAX_DURATION_NS = 2**63 - 1
-"""The clock counts int64 nanoseconds (292 years): no duration of a scenario may exceed it."""
-_NUMBER_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(\S+?)\s*$")
-
-
-def beyond_clock(text: str) -> bool:
-    """Whether a duration text lies past int64 nanoseconds, decided on its decimal value before
-    it becomes an integer: ``1e999983 y`` would take a minute to convert, ``1e999999 y`` overflows
-    the decimal itself."""
-    match = _NUMBER_UNIT.match(text)
-    unit = UNITS["duration"].get(match.group(2)) if match else None
-    if unit is None:
-        return False  # not '<number> <unit>': parse_quantity says what is wrong
-    try:
-        return Decimal(match.group(1)) * unit > MAX_DURATION_NS
-    except ArithmeticError:  # decimal.Overflow
-        return True
-
 
 def _number_allowed(value: Any, info: ValidationInfo, number_types: tuple[type, ...]) -> bool:
     """Python code may pass base-unit numbers (int ns, float J/W); files must write units."""
@@ -57,8 +36,6 @@ def _parser(kind: Kind, number_types: tuple[type, ...]):
             raise ValueError(f"duration needs a unit: write e.g. '{value} s' or '1 h', not the bare number {value!r}")
         if kind == "duration" and not isinstance(value, str):
             raise ValueError(f"duration must be a string with a unit such as '1 h', got {value!r}")
-        if kind == "duration" and beyond_clock(value):
-            raise ValueError(f"{value!r} is longer than the 292 y the twin's clock holds (int64 nanoseconds)")
         return parse_quantity(value, kind)
     return parse
 
