@@ -8,7 +8,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,8 @@ from twin.resume import CHECKPOINT_FILE, Checkpointer, CheckpointSchedule, load_
 from twin.run_folder import CLAIM, INCOMPLETE
 from twin.scenario.schema import load_scenario
 from twin.simulate import build
+
+from polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "scenarios" / "default.yaml"
@@ -89,12 +90,8 @@ def test_a_killed_run_resumes_to_the_results_of_an_uninterrupted_one(tmp_path, l
                              "--checkpoint-every-campaigns", "1", *_sets(LONG)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     try:
-        deadline = time.monotonic() + 300
-        while not (out / CHECKPOINT_FILE).exists():  # written atomically: once there, it is whole
-            assert proc.poll() is None, f"the run ended before its first checkpoint: {proc.returncode}, " \
-                                        f"{(tmp_path / 'stderr.txt').read_text()}"
-            assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.01)
+        # written atomically: once there, it is whole
+        wait_for((out / CHECKPOINT_FILE).exists, "first checkpoint", deadline_s=300, process=proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     finally:

@@ -17,12 +17,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 
 from twin.cli import main
 from twin.study.sweep import START_MARKER
+
+from polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -32,19 +33,6 @@ set: ["duration=12 d", "checkpoints.count=3", "evaluation.accuracy_samples=1", "
 grid: {{chip.levels: [4, 8]}}
 seeds: 2
 """
-
-
-def wait_for(predicate, what: str, deadline_s: float = 120.0, process: subprocess.Popen | None = None):
-    """Poll ``predicate`` until it returns a true value (a hang guard, not a synchronisation sleep)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"{process.args[0]} exited ({process.returncode}) before {what}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start(args: list[str], log: Path, env: dict) -> subprocess.Popen:
@@ -88,9 +76,9 @@ def test_a_killed_worker_loses_no_run_and_the_results_match_local_runs(tmp_path)
 
         def first_start():
             for marker in out.glob(f"*/{START_MARKER}"):
-                lines = marker.read_text().splitlines()
-                if lines:
-                    return marker.parent.name, json.loads(lines[0])
+                complete = marker.read_text().split("\n")[:-1]  # a line still being appended is not read
+                if complete:
+                    return marker.parent.name, json.loads(complete[0])
             return None
 
         killed_run, event = wait_for(first_start, "a run's start marker", deadline_s=180, process=twin)
