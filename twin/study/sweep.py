@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.atomic import atomic_write_bytes, atomic_write_text
-from twin.scenario.loader import ScenarioError, parse_yaml, read_input_file
+from twin.scenario.loader import ScenarioError, did_you_mean, parse_yaml, read_input_file
 from twin.scenario.schema import Scenario, load_scenario
 from twin.study.compare import RUN_FIGURES, TRAFFIC_METRICS
 from twin.study.engine import RunOutcome, RunTask, run_tasks
@@ -130,7 +130,8 @@ def load_sweep_file(path: Path) -> Sweep:
         raise ScenarioError([(str(path), "expected a mapping with scenario: FILE (and grid:, list:, seeds:, set:)")])
     unknown = set(raw) - _KEYS
     if unknown:
-        raise ScenarioError([(str(k), f"unknown key; expected one of {', '.join(sorted(_KEYS))}") for k in sorted(unknown)])
+        raise ScenarioError([(str(k), f"unknown key{did_you_mean(str(k), _KEYS)}; expected one of "
+                                      f"{', '.join(sorted(_KEYS))}") for k in sorted(unknown)])
     if not isinstance(raw["scenario"], str):
         raise ScenarioError([("scenario", "expected the path of the base scenario file")])
     common = raw.get("set", [])
