@@ -129,6 +129,10 @@ def test_the_example_sweep_file_is_valid():
     assert len(sweep.runs) == 8
     assert {(r.scenario.chip.levels, r.scenario.policy.name, r.seed) for r in sweep.runs} == {
         (k, p, s) for k in (4, 8) for p in ("none", "periodic") for s in (0, 1)}
+    faults = load_sweep_file(ROOT / "docs/examples/faults_sweep.yaml")  # docs/faults.md's study
+    assert sorted({(r.scenario.policy.name, r.seed) for r in faults.runs}) == [
+        (p, s) for p in ("full_refresh", "periodic") for s in range(5)]
+    assert all(r.scenario.faults is not None for r in faults.runs)
 
 
 def test_sweep_csv_is_rewritten_after_every_result(tmp_path):
