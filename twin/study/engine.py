@@ -59,12 +59,12 @@ class RunOutcome:
 
 def network_files(scenario: Scenario) -> dict[str, bytes]:
     """Train (or load from the cache) the scenario's network here and return its cache file, so
-    a worker elsewhere loads the same bytes instead of training again."""
+    a worker elsewhere loads the same bytes instead of training again (no quantization here: the
+    worker quantizes for its own levels)."""
     from twin.scenario.build import network_spec
-    from twin.toolchain.prepare import prepare_network
+    from twin.toolchain.prepare import trained_network_file
     network, seed = network_spec(scenario)
-    prepared = prepare_network(network, scenario.chip.levels, seed, scenario.evaluation.test_images)
-    path = prepared.cache_file
+    path = trained_network_file(network, seed)
     return {} if path is None else {path.name: path.read_bytes()}
 
 
@@ -188,7 +188,7 @@ def _networks(tasks: list[RunTask]) -> dict[str, dict[str, bytes]]:
     out = {}
     for task in tasks:
         network, seed = network_spec(task.scenario)
-        key = repr((network, seed, task.scenario.chip.levels))
+        key = repr((network, seed))  # the trained weights do not depend on the levels
         if key not in by_network:
             by_network[key] = network_files(task.scenario)
         out[task.key] = by_network[key]

@@ -15,7 +15,7 @@ from twin.toolchain.quantize import AnnealSchedule
 from twin.toolchain.cache import model_sha256
 from twin.toolchain.training import HWAConfig, default_training, evaluate_digital, train
 
-__all__ = ["PreparedNetwork", "prepare_network"]
+__all__ = ["PreparedNetwork", "prepare_network", "trained_network_file"]
 
 
 @dataclass
@@ -30,6 +30,22 @@ class PreparedNetwork:
     cache_file: Path | None = None  # the cached trained weights; None for a network loaded from a checkpoint
 
 
+def _train(network, data: Dataset, seed: int):
+    """The scenario's network trained (or loaded from the cache)."""
+    config = default_training(network.architecture, seed, hwa=HWAConfig() if network.hwa else None)
+    if network.epochs is not None:
+        config = replace(config, epochs=network.epochs)
+    return train(data, config)
+
+
+def trained_network_file(network, seed: int) -> Path | None:
+    """The cache file of the scenario's trained network (trained now if need be), without the
+    quantization; None for a network loaded from a checkpoint. What the run engine ships to workers."""
+    if network.checkpoint is not None:
+        return None
+    return _train(network, load_dataset(network.dataset, network.data_path, seed=seed), seed).cache_file
+
+
 def prepare_network(network, levels: int, seed: int, test_images: int | None = None,
                     quantized: bool = True) -> PreparedNetwork:
     """Train (cached) or load the scenario's network and, if ``quantized``, quantize it to ``levels``."""
@@ -40,10 +56,7 @@ def prepare_network(network, levels: int, seed: int, test_images: int | None = N
         model.load_state_dict(torch.load(network.checkpoint, weights_only=True))
         model.eval()
     else:
-        config = default_training(network.architecture, seed, hwa=HWAConfig() if network.hwa else None)
-        if network.epochs is not None:
-            config = replace(config, epochs=network.epochs)
-        trained = train(data, config)
+        trained = _train(network, data, seed)
         model, cache_file = trained.model, trained.cache_file
     digest = model_sha256(model)  # before quantization, of exactly the weights trained or loaded
     schedule = AnnealSchedule(iterations=network.sa_iterations, restarts=network.sa_restarts)
