@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 
 import pytest
 import torch
@@ -118,3 +119,16 @@ def test_snapshot_refused_mid_campaign(scenario):
     run.chip.env.run(until=86_400 * 10**9 + 1_500)  # inside the day-1 campaign
     with pytest.raises(RuntimeError, match="between correction campaigns"):
         run.snapshot()
+
+
+def test_every_json_output_is_strict_json(tmp_path):
+    """summary.json, compare.json, sweep.json, optimize.json all go through atomic_write_json:
+    non-finite figures become null, never the NaN/Infinity that strict JSON readers refuse."""
+    from twin.atomic import atomic_write_json
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    atomic_write_json(tmp_path / "x.json", {"inf": float("inf"), "nested": [float("nan"), 1.5, {"m": -math.inf}]})
+    assert json.loads((tmp_path / "x.json").read_text(), parse_constant=refuse) == {
+        "inf": None, "nested": [None, 1.5, {"m": None}]}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
-__all__ = ["OutputExistsError", "atomic_write_bytes", "atomic_write_text", "prepare_output_dir", "temporary_files"]
+__all__ = ["OutputExistsError", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "finite_or_null", "prepare_output_dir", "temporary_files"]
 
 
 class OutputExistsError(FileExistsError):
@@ -66,6 +69,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def finite_or_null(value: Any) -> Any:
+    """NaN and infinities (nothing served, a figure not measured) become null, in nested dicts and
+    lists: JSON has no literal for them."""
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    """``value`` as strict JSON (non-finite floats as null, never ``NaN``/``Infinity``), indented,
+    keys sorted, written atomically: every JSON file the twin writes goes through here."""
+    text = json.dumps(finite_or_null(value), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    atomic_write_text(path, text)
 
 
 def temporary_files(directory: Path, name: str) -> list[Path]:

@@ -282,8 +282,7 @@ def _check_seeds(seeds: int) -> None:
 
 
 def _optimize(args) -> int:
-    import json
-    from twin.atomic import atomic_write_text, prepare_output_dir
+    from twin.atomic import atomic_write_json, prepare_output_dir
     from twin.study.optimize import PARAMETERS, optimize
     from twin.scenario.schema import ScenarioError, load_scenario
     from twin.study.search import format_result, result_to_json
@@ -321,7 +320,7 @@ def _optimize(args) -> int:
         payload = result_to_json(result, parameter.name)
         payload.update({"policy": args.policy, "scenario": {"name": scenario.name, "sha256": scenario.sha256()},
                         "seeds": args.seeds, "floor_argument": args.accuracy_floor, "floor": floor})
-        atomic_write_text(args.out / "optimize.json", json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        atomic_write_json(args.out / "optimize.json", payload)
         print(f"results: {args.out}/optimize.json")
     return 0
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from twin.chip.ledger import ENERGY_COMPONENTS, maintenance_energy
-from twin.report.traffic import finite_or_null, service_rows, traffic_summary
+from twin.atomic import finite_or_null
+from twin.report.traffic import service_rows, traffic_summary
 from twin.units import SECOND
 
 __all__ = ["Result", "SCHEMA_VERSION", "collect", "campaign_rows", "fault_summary", "versions"]

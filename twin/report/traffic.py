@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 
+from twin.atomic import finite_or_null
 from twin.chip.ledger import INFERENCE_COMPONENTS, maintenance_energy
 from twin.units import SECOND
 
-__all__ = ["traffic_summary", "service_rows", "finite_or_null"]
+__all__ = ["traffic_summary", "service_rows"]
 
 
 def _per(total_j: float, inferences: float) -> float:
@@ -58,17 +59,6 @@ def traffic_summary(chip, energy_j: dict[str, float]) -> dict:
                   "outages": len(engine.off_intervals)},
         "windows": figures["windows"],
     })
-
-
-def finite_or_null(value):
-    """NaN (nothing served, or not measured in windowed mode) and infinities become null: strict JSON."""
-    if isinstance(value, dict):
-        return {k: finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite_or_null(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def service_rows(chip) -> list[dict]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import yaml
 
-from twin.atomic import atomic_write_text, prepare_output_dir
+from twin.atomic import atomic_write_json, atomic_write_text, prepare_output_dir
 from twin.report.records import Result
 
 __all__ = ["OUTPUT_FILES", "SCENARIO_FILE", "csv_text", "write_outputs", "write_scenario"]
@@ -50,5 +49,5 @@ def write_outputs(result: Result, scenario, out_dir: Path, force: bool = False, 
         atomic_write_text(out_dir / "trace.csv", csv_text(result.trace))
     if result.service is not None:
         atomic_write_text(out_dir / "service.csv", csv_text(result.service))
-    atomic_write_text(out_dir / "summary.json", json.dumps(result.summary, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(out_dir / "summary.json", result.summary)
     return out_dir

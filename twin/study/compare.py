@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.chip.ledger import maintenance_energy
-from twin.atomic import atomic_write_bytes, atomic_write_text, prepare_output_dir
+from twin.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, prepare_output_dir
 from twin.scenario.bounds import MAX_SEEDS
 from twin.scenario.loader import did_you_mean, parse_yaml, read_input_file
 from twin.scenario.schema import Scenario, ScenarioError, load_scenario
@@ -285,5 +285,5 @@ def write_compare(result: dict, out_dir: Path, force: bool = False) -> Path:
     out_dir = prepare_output_dir(Path(out_dir), COMPARE_FILES, force)
     atomic_write_text(out_dir / "compare.csv", csv_text(result))
     atomic_write_bytes(out_dir / "pareto.png", pareto_png(result))
-    atomic_write_text(out_dir / "compare.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(out_dir / "compare.json", result)
     return out_dir

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twin.atomic import atomic_write_bytes, atomic_write_text
+from twin.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from twin.scenario.loader import ScenarioError, did_you_mean, parse_yaml, read_input_file
 from twin.scenario.schema import Scenario, load_scenario
 from twin.study.compare import RUN_FIGURES, TRAFFIC_METRICS
@@ -223,7 +223,7 @@ def run_sweep(sweep: Sweep, out: Path, workers: int | None = None, scheduler: st
             "factors": sweep.factors,
             "runs": [{"key": r.key, "seed": r.seed, "overrides": r.overrides, "sha256": r.scenario.sha256()}
                      for r in sweep.runs]}
-    atomic_write_text(out / "sweep.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(out / "sweep.json", spec)
     rows: dict[str, dict] = {}
     for run in sweep.runs:
         summary = None if force else finished_summary(out / run.key, run.scenario)

@@ -8,7 +8,6 @@ Regenerate the committed document with ``make accuracy-vs-time`` (which runs
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.toolchain.readout import PeripheryConfig, accuracy_over_time
-from twin.atomic import OutputExistsError, atomic_write_bytes, atomic_write_text, prepare_output_dir
+from twin.atomic import OutputExistsError, atomic_write_bytes, atomic_write_json, atomic_write_text, prepare_output_dir
 from twin.toolchain.data import DatasetError, load_dataset
 from twin.toolchain.deploy import deploy_levels, deploy_analog, quantize_network, quantized_model
 from twin.toolchain.mapping import TileGeometry
@@ -194,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(table(result))
     atomic_write_bytes(out / "accuracy-vs-time.png", plot_png(result))
-    atomic_write_text(out / "accuracy-vs-time.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(out / "accuracy-vs-time.json", result)
     atomic_write_text(out / "accuracy-vs-time.md", markdown(result))
     print(f"\nresults: {out}/ ({', '.join(FILES)}); took {result['wall_s']} s")
     return 0
