@@ -14,7 +14,6 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,10 +22,8 @@ from twin.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from twin.scenario.bounds import MAX_SEEDS
 from twin.scenario.loader import did_you_mean, parse_yaml, read_input_file
 from twin.scenario.schema import Scenario, ScenarioError, load_scenario
+from twin.study.engine import Engine, RunTask, run_tasks
 from twin.units import DAY, SECOND
-
-if TYPE_CHECKING:  # the engine imports this module's figures; at run time it is imported lazily
-    from twin.study.engine import Engine
 
 __all__ = ["RUN_FIGURES", "PolicySpec", "parse_policies", "load_compare_file", "run_many", "compare", "policy_metrics",
            "write_compare", "COMPARE_FILES"]
@@ -110,11 +107,10 @@ def load_compare_file(path: Path) -> tuple[Scenario, list[PolicySpec], int | Non
 
 def run_many(tasks: list[tuple[Scenario, str, int]], workers: int | None = None,
              progress: Callable[[int, int], None] | None = None, scheduler: str | None = None,
-             engine: "Engine | None" = None) -> list[dict]:
+             engine: Engine | None = None) -> list[dict]:
     """Run ``(scenario, label, seed)`` tasks on the run engine (:mod:`twin.study.engine`: Dask
     workers, or this process when ``workers == 1``; ``engine``, an open :class:`Engine` to reuse);
     results in task order, a failed run's error recorded in its entry."""
-    from twin.study.engine import RunTask, run_tasks
     runs = [RunTask(f"{i:06d}", scenario, label, seed) for i, (scenario, label, seed) in enumerate(tasks)]
     done = 0
 
