@@ -105,7 +105,7 @@ def test_energy_is_conserved_across_records():
     assert in_records + outside == pytest.approx(energy["total"], rel=1e-12)
 
 
-def test_pulse_mode_agrees_with_campaign_mode():
+def test_pulse_mode_agrees_with_round_mode():
     from twin.device.parameters import PCMParameters, PulseParameters
     from twin.toolchain.specs import TileGeometry
     from twin.toolchain.deploy import LayerQuantization
@@ -115,13 +115,13 @@ def test_pulse_mode_agrees_with_campaign_mode():
     k_minus = rng.integers(0, 9, (4, 6)).astype(np.int16)
     quant = {"fc": LayerQuantization(QuantSteps(0.1, 0.1, 8), k_plus, k_minus, report=None)}
     runs = {}
-    for mode in ("campaign", "pulse"):
+    for mode in ("round", "pulse"):
         run = tiny_chip(pcm=PCMParameters(), pulses=PulseParameters(), decoder="drift_aware", levels=8,
                         quant=quant, granularity=mode, interval_ns=86_400 * 10**9, duration_ns=3 * 86_400 * 10**9,
                         checkpoints=(10**9,), geometry=TileGeometry(4, 4, 2))
         run.run()
         runs[mode] = run
-    a, b = runs["campaign"], runs["pulse"]
+    a, b = runs["round"], runs["pulse"]
     la, lb = a.observers.ledger, b.observers.ledger
     assert la.counts == lb.counts  # same physics draws: identical pulses and reads
     assert la.energy() == lb.energy()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import simpy
 import torch
 
@@ -94,15 +95,17 @@ class Chip:
         self.deployed_at_ns = 0
         self.checkpoints_done = 0
         self.controller_halted = False  # the policy scheduled nothing more: its process has ended
-        self._build_blocks(env, {"probe": stream(seed, "probe"), "programming": stream(seed, "programming")})
+        self._build_blocks(env, {"probe": stream(seed, "probe"), "programming": stream(seed, "programming")},
+                           np.random.default_rng(named_seed(seed, "programming.kernel")))
 
-    def _build_blocks(self, env: CountingEnvironment, generators: dict[str, torch.Generator]) -> None:
+    def _build_blocks(self, env: CountingEnvironment, generators: dict[str, torch.Generator],
+                      kernel_rng: np.random.Generator) -> None:
         lay = self.layout
         self.tiles = [CrossbarTile(env, t, lay.rows, lay.cols, self.bus, self.traffic) for t in range(lay.tiles)]
         self.probe = IdentityProbe(env, self.devices, self.costs, generators["probe"], self.bus,
                                    None if self.faults is None else self.faults.probe)
         self.pulse_generator = PulseGenerator(env, self.devices, self.costs, self.pulse_params,
-                                              generators["programming"], self.bus, self.granularity)
+                                              generators["programming"], self.bus, self.granularity, kernel_rng)
         self.offchip.attach(env, self.bus)
 
     # --- processes ----------------------------------------------------------------------
@@ -152,6 +155,7 @@ class Chip:
             "devices": {k: getattr(d, k).clone() for k in d.STATE_FIELDS},
             "generators": {"probe": self.probe.generator.get_state(),
                            "programming": self.pulse_generator.generator.get_state()},
+            "kernel_rng": self.pulse_generator.rng.bit_generator.state,
             "controller": self.controller, "campaigns": self.campaigns, "deployed_at_ns": self.deployed_at_ns,
             "checkpoints_done": self.checkpoints_done, "controller_halted": self.controller_halted,
             "faults": None if self.faults is None else self.faults.state(),
@@ -170,7 +174,9 @@ class Chip:
         generators = {name: torch.Generator() for name in state["generators"]}
         for name, generator in generators.items():
             generator.set_state(state["generators"][name])
-        self._build_blocks(self.env, generators)
+        kernel_rng = np.random.default_rng(0)  # its state is replaced by the snapshot's next
+        kernel_rng.bit_generator.state = state["kernel_rng"]
+        self._build_blocks(self.env, generators, kernel_rng)
         self.controller_halted = state["controller_halted"]
         restarted = 0  # only the processes still alive in the run that was snapshotted
         if not self.controller_halted:

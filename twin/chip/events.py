@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Event", "Charge", "StateChange", "Command", "Busy", "ProgramRound", "Programmed", "Decision", "Checkpoint",
+__all__ = ["Event", "Charge", "StateChange", "Command", "Busy", "ProgramRounds", "Programmed", "Decision", "Checkpoint",
            "Power", "Fault", "Waiting", "Observer", "EventBus"]
 
 
@@ -65,17 +65,24 @@ class Busy(Event):
     campaign: int | None = None
 
 
-@dataclass(frozen=True)
-class ProgramRound(Event):
-    """One program-and-verify round on one tile (``t_ns``: its start)."""
+@dataclass(frozen=True, eq=False)
+class ProgramRounds(Event):
+    """Program-and-verify rounds on one tile, back to back from ``t_ns``: a whole session
+    (campaign granularity) or one round (round and pulse granularities). Per round, int64
+    arrays of equal length: its duration (ns), pulses of each kind, verify line passes and
+    verify device reads."""
 
     tile: int
-    duration_ns: int
-    partial_set: int
-    reset: int
-    verify_rows: int
-    verify_devices: int
+    duration_ns: np.ndarray
+    partial_set: np.ndarray
+    reset: np.ndarray
+    verify_rows: np.ndarray
+    verify_devices: np.ndarray
     initial: bool
+
+    def starts_ns(self) -> np.ndarray:
+        """Each round's start time (int64 ns)."""
+        return self.t_ns + np.concatenate(([0], np.cumsum(self.duration_ns)[:-1])).astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from twin.chip.events import Charge
 from twin.chip.parameters import EnergyCosts, PulseChannels, TimingCosts
 from twin.params import param
+
+if TYPE_CHECKING:  # the device layer's per-round counts; the ledger needs only their fields
+    from twin.device.pv_kernel import RoundCounts
 
 __all__ = ["ENERGY_COMPONENTS", "MAINTENANCE_COMPONENTS", "INFERENCE_COMPONENTS", "COUNTERS", "Cost", "CostModel", "Ledger"]
 
@@ -69,6 +75,16 @@ class CostModel:
                                ("verify_read", verify_j)),
                     {"partial_set": partial_set, "reset": reset, "verify_row_reads": verify_rows,
                      "verify_devices": verify_devices})
+
+    def pv_session(self, rounds: RoundCounts, initial: bool) -> tuple[Cost, np.ndarray]:
+        """A whole session's rounds (per-round count arrays) as one cost, and each round's
+        duration (int64 ns): the same as the sum of :meth:`pv_round` over the rounds."""
+        ch, t = self.channels, self.timing
+        durations = (-(-rounds.reset // ch) * t.reset_pulse + -(-rounds.partial_set // ch) * t.partial_set_pulse
+                     + rounds.verify_rows * t.read_cycle).astype(np.int64)
+        total = self.pv_round(int(rounds.partial_set.sum()), int(rounds.reset.sum()), int(rounds.verify_rows.sum()),
+                              int(rounds.verify_devices.sum()), initial)
+        return Cost(int(durations.sum()), total.energy, total.counts), durations
 
     def controller(self, steps: int) -> Cost:
         return Cost(steps * self.timing.controller_step, (("controller", steps * self.energy.controller_step),),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from twin.chip.events import Busy, Charge, Checkpoint, Command, Decision, Event, EventBus, Power, Programmed
+from twin.chip.events import Busy, Charge, Checkpoint, Command, Decision, Event, EventBus, Power, ProgramRounds, Programmed
 from twin.chip.ledger import Ledger
 from twin.intervals import intersected, merged
 from twin.toolchain.readout import Deployment, PeripheryConfig, accuracy_of, read_used, readback_weights
@@ -338,13 +338,22 @@ class EventTrace:
         bus.attach(self._event, *self.kinds)
 
     def _event(self, event: Event) -> None:
-        if len(self.rows) >= self.max_rows:
-            self.dropped += 1
+        if isinstance(event, ProgramRounds):  # a row per round, as if each were its own event
+            for i, t_ns in enumerate(event.starts_ns().tolist()):
+                self._row(int(t_ns), event.scope, "ProgramRound",
+                          f"tile={event.tile} duration_ns={event.duration_ns[i]} partial_set={event.partial_set[i]} "
+                          f"reset={event.reset[i]} verify_rows={event.verify_rows[i]} "
+                          f"verify_devices={event.verify_devices[i]} initial={event.initial}")
             return
         fields = {k: v for k, v in vars(event).items() if k not in ("t_ns", "scope")}
         detail = " ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, (np.ndarray, dict, tuple)))
-        self.rows.append({"t_ns": event.t_ns, "scope": event.scope, "event": type(event).__name__,
-                          "detail": detail})
+        self._row(event.t_ns, event.scope, type(event).__name__, detail)
+
+    def _row(self, t_ns: int, scope: str, kind: str, detail: str) -> None:
+        if len(self.rows) >= self.max_rows:
+            self.dropped += 1
+            return
+        self.rows.append({"t_ns": t_ns, "scope": scope, "event": kind, "detail": detail})
 
     def state(self) -> dict:
         return {"rows": list(self.rows), "dropped": self.dropped}

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from twin.device.faults import DeviceFaults
@@ -141,6 +142,7 @@ class DeviceArray:
     noise_components: torch.Tensor = field(init=False)
     noise_t_ns: torch.Tensor = field(init=False)
     faults: DeviceFaults | None = field(default=None, init=False)  # hard faults overlaid (docs/faults.md)
+    _verify_scale: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.levels < 1:
@@ -304,6 +306,21 @@ class DeviceArray:
         g = g.to(torch.float32)
         relative = (p.read_noise_scale * stats.read_noise_q(g)).unsqueeze(1) * spread
         return (g.unsqueeze(1) + g.abs().unsqueeze(1) * relative).clamp(min=0.0).mean(1)
+
+    def verify_noise_relative(self, g: np.ndarray) -> np.ndarray:
+        """Relative std of one verify read of devices a pulse just left at ``g`` >= 0 (numpy
+        float32, the one-pass kernel twin.device.pv_kernel): read_noise_scale Qs(g) sqrt(L(age 0)),
+        the marginal :meth:`verify_read` draws with ``reads = 1``."""
+        stats = self.statistics
+        if self._verify_scale is None:  # a constant of the model: computed once
+            log_term = stats.read_noise_log_term(torch.zeros(1)).item()
+            self._verify_scale = stats.params.read_noise_scale * math.sqrt(log_term)
+        scale = self._verify_scale
+        rel = np.multiply(g, np.float32(1.0 / stats.params.g_max_us))
+        np.power(rel, np.float32(0.65), out=rel)
+        np.maximum(rel, np.float32(1e-3), out=rel)
+        np.divide(np.float32(0.0088 * scale), rel, out=rel)
+        return np.minimum(rel, np.float32(0.2 * scale), out=rel)
 
     def commit(self, index: torch.Tensor, g: torch.Tensor, g_target: torch.Tensor, now_ns: int,
                generator: torch.Generator) -> None:

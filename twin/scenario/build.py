@@ -23,7 +23,7 @@ from firmware_model.interface import FirmwareConfig, TileLayout
 from firmware_model.policies import Policy, make_policy
 from twin.chip.chip import Chip, ChipLayout, CountingEnvironment, stream
 from twin.chip.pulse_generator import Granularity
-from twin.chip.events import Busy, Command, EventBus, Fault, Power, ProgramRound, StateChange
+from twin.chip.events import Busy, Command, EventBus, Fault, Power, ProgramRounds, StateChange
 from twin.chip.faults import FAULT_STREAMS, FaultScorer, inject
 from twin.chip.ledger import CostModel, Ledger
 from twin.chip.offchip import OffchipMemory
@@ -285,7 +285,7 @@ def assemble(deployment: Deployment, controller: Controller, costs: CostModel, p
                                   stream(seed, "evaluation"), accuracy_samples, periphery, progress),
         wear=WearObserver(n_devices),
         availability=AvailabilityObserver([t // mapping.n_tiles for t in range(mapped)], replicas),
-        trace=EventTrace((StateChange, Command, Busy, ProgramRound, Power, Fault)) if trace else None,
+        trace=EventTrace((StateChange, Command, Busy, ProgramRounds, Power, Fault)) if trace else None,
         faults=FaultScorer(chip_faults, scoring, devices.levels))
     observers.attach(chip.bus)
     return Assembly(None, chip, observers, mapping.n_devices, digital_accuracy, model_sha256)

@@ -135,7 +135,7 @@ class EvaluationConfig(_Config):
 
 
 class SimulationConfig(_Config):
-    granularity: Literal["campaign", "pulse"] = "campaign"  # assumption: coarse is fast
+    granularity: Literal["campaign", "round", "pulse"] = "campaign"  # campaign: a session per pass (docs/performance.md)
 
 
 class OutputsConfig(_Config):
