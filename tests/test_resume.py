@@ -64,9 +64,12 @@ def long(tmp_path_factory) -> dict:
 def test_checkpoints_change_nothing_and_each_resumes_to_the_same_results(short):
     scenario = load_scenario(DEFAULT, SHORT)
     watched, blobs, timed = build(scenario), [], []
-    Checkpointer(watched, CheckpointSchedule(every_campaigns=1, every_seconds=0), blobs.append)
+    # write serialises at once, as the real writer: the payload shares the live device memory
+    Checkpointer(watched, CheckpointSchedule(every_campaigns=1, every_seconds=0),
+                 lambda payload: blobs.append(pickle.dumps(payload)))
     # The wall-time rule, on a clock that reads 10 "seconds" per simulated day: due at day 2, then not.
-    Checkpointer(watched, CheckpointSchedule(every_campaigns=0, every_seconds=15), timed.append,
+    Checkpointer(watched, CheckpointSchedule(every_campaigns=0, every_seconds=15),
+                 lambda payload: timed.append(pickle.dumps(payload)),
                  clock=lambda: watched.chip.env.now / 86_400e9 * 10)
     watched.run()
     expected = collect(watched, 0.0)
@@ -75,7 +78,7 @@ def test_checkpoints_change_nothing_and_each_resumes_to_the_same_results(short):
     assert [pickle.loads(b)["campaigns"] for b in timed] == [2]
     for blob in (blobs[0], blobs[-1]):
         resumed = build(scenario)
-        resumed.restore(pickle.loads(blob)["snapshot"])
+        resumed.restore(pickle.loads(blob)["state"])
         resumed.resume()
         got = collect(resumed, 0.0)
         assert _comparable(got.summary) == short  # SimPy's event count too
@@ -154,7 +157,7 @@ def test_a_full_disk_exits_4_and_keeps_a_checkpoint_to_resume_from(tmp_path, sho
         assert not list(out.glob(".*.tmp")) and not (out / "summary.json").exists()
         payload = load_checkpoint(out / CHECKPOINT_FILE)  # the last good one survived, and it loads
         assert payload["campaigns"] == campaigns_kept
-        build(load_scenario(out / "scenario.resolved.yaml")).restore(payload["snapshot"])
+        build(load_scenario(out / "scenario.resolved.yaml")).restore(payload["state"])
 
         assert main(["run", "--resume", str(out), "--quiet"]) == 0
     finally:

@@ -7,9 +7,10 @@ import math
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
-__all__ = ["OutputExistsError", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "finite_or_null", "prepare_output_dir", "temporary_files"]
+__all__ = ["OutputExistsError", "atomic_write_bytes", "atomic_write_with", "atomic_write_json", "atomic_write_text", "finite_or_null", "prepare_output_dir", "temporary_files"]
 
 
 class OutputExistsError(FileExistsError):
@@ -50,12 +51,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside ``path``, fsync, then rename over it; the file ends with
     mode ``0o666 & ~umask``. On any failure (a full disk) ``path`` keeps its earlier content and
     the temporary file is removed."""
+    atomic_write_with(path, lambda handle: handle.write(data))
+
+
+def atomic_write_with(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """:func:`atomic_write_bytes` with the content written by ``fill(handle)`` (a stream: e.g.
+    ``pickle.dump`` of a large state, never held in memory as one bytes object)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

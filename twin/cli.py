@@ -331,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     from twin.toolchain.data import DatasetError
     from twin.scenario.schema import ScenarioError
     from twin.simulate import ScenarioBuildError
+    from twin.scenario.build import DeviceUnavailable
     from twin.resume import ResumeError
     from firmware_model.policies import PolicyError
     try:
@@ -342,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print("interrupted", *getattr(exc, "__notes__", ()), sep="\n", file=sys.stderr)
         return 130
+    except DeviceUnavailable as exc:  # simulation.device: cuda on a machine without one
+        print(f"error: {exc}", file=sys.stderr)
+        return ENVIRONMENT_ERROR
     except OSError as exc:  # the environment failed (permissions, a full disk), not the input
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), *getattr(exc, "__notes__", ()),
               sep="\n", file=sys.stderr)

@@ -19,7 +19,7 @@ import torch
 from twin.chip.events import Busy, Charge, Checkpoint, Command, Decision, Event, EventBus, Power, ProgramRounds, Programmed
 from twin.chip.ledger import Ledger
 from twin.intervals import intersected, merged
-from twin.toolchain.readout import Deployment, PeripheryConfig, accuracy_of, read_used, readback_weights
+from twin.toolchain.readout import Deployment, PeripheryConfig, accuracy_of, readback_weights
 
 if TYPE_CHECKING:  # twin.chip.faults imports this module
     from twin.chip.faults import FaultScorer
@@ -226,7 +226,11 @@ class AccuracyObserver:
         n = self.readout.mapping.n_devices
         values = []
         for _ in range(self.samples):
-            g_read = read_used(self.readout, event.t_ns, self.generator, self.used, devices=self.chip.devices)[:n]
+            # the network's devices only (twin.toolchain.readout.read_used's draws, without a buffer
+            # the size of the whole chip: 8.4 M devices with chip.fill: synthetic); not committed
+            values_read = self.chip.devices.read(event.t_ns, self.generator, index=self.used, commit=False)
+            g_read = torch.zeros(n, dtype=torch.float32, device=values_read.device)
+            g_read[self.used.to(values_read.device)] = values_read
             weights = readback_weights(self.readout, g_read, self.gdc)
             values.append(accuracy_of(self.readout, weights, self.x_test, self.y_test, self.periphery,
                                       self.generator))

@@ -60,7 +60,7 @@ class IdentityProbe:
             if bool(hit.any()):
                 self.bus.emit(Fault(self.env.now, self.scope, "probe_read", tile.index, int(hit.sum()),
                                     local[hit].numpy(), campaign))
-        g[local.numpy()] = values.numpy()
+        g[local.numpy()] = values.cpu().numpy()  # the firmware's reading: host memory
         half = tile.rows * tile.cols
         return ProbeReading(tile.index, self.env.now, g[:half].reshape(tile.rows, tile.cols),
                             g[half:].reshape(tile.rows, tile.cols))

@@ -163,11 +163,21 @@ class DeviceArray:
         self.noise_t_ns = torch.full((n,), NO_SAMPLE, dtype=torch.int64, device=device)
 
     @classmethod
-    def unprogrammed(cls, levels: int, statistics: PCMStatistics, size: int) -> DeviceArray:
-        """``size`` devices that hold no record of what they should be (a chip's devices)."""
-        array = cls(levels, statistics, torch.zeros(size, dtype=torch.int16))
+    def unprogrammed(cls, levels: int, statistics: PCMStatistics, size: int,
+                     device: torch.device | str = "cpu") -> DeviceArray:
+        """``size`` devices that hold no record of what they should be (a chip's devices), their
+        state on the torch ``device`` (``simulation.device``: cpu or cuda)."""
+        array = cls(levels, statistics, torch.zeros(size, dtype=torch.int16, device=device))
         array.target_level = None
         return array
+
+    @property
+    def device(self) -> torch.device:
+        """Where the state lives; indices and values from elsewhere are moved here."""
+        return self.g_prog.device
+
+    def _here(self, tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return tensor if tensor is None or tensor.device == self.g_prog.device else tensor.to(self.g_prog.device)
 
     @property
     def size(self) -> int:
@@ -190,6 +200,7 @@ class DeviceArray:
     def program(self, now_ns: int, generator: torch.Generator, index: torch.Tensor | None = None,
                 g_target: torch.Tensor | None = None) -> None:
         """(Re)program devices to their targets (or to ``g_target``): new G_prog, new nu, age 0."""
+        index, g_target = self._here(index), self._here(g_target)
         sel = slice(None) if index is None else index
         target = self.target_conductance(index) if g_target is None else g_target.to(torch.float32)
         self.g_prog[sel] = self.statistics.program(target, generator)
@@ -227,6 +238,7 @@ class DeviceArray:
         ValueError; one at the same nanosecond is taken one ``t_read`` later (a read cannot
         repeat faster than its own pulse).
         """
+        index = self._here(index)
         g_prog = self.g_prog if index is None else self.g_prog[index]
         nu = self.nu if index is None else self.nu[index]
         age_s = self.age_s(now_ns, index)
@@ -276,6 +288,7 @@ class DeviceArray:
 
     def expected_conductance(self, now_ns: int, index: torch.Tensor | None = None) -> torch.Tensor:
         """Noise-free drifted conductance (for diagnostics; the firmware never sees this)."""
+        index = self._here(index)
         g_prog = self.g_prog if index is None else self.g_prog[index]
         nu = self.nu if index is None else self.nu[index]
         return g_prog * self.statistics.drift_factor(nu, self.age_s(now_ns, index))
@@ -325,6 +338,7 @@ class DeviceArray:
     def commit(self, index: torch.Tensor, g: torch.Tensor, g_target: torch.Tensor, now_ns: int,
                generator: torch.Generator) -> None:
         """End of programming: new G_prog, a new drift exponent for the target, drift age 0."""
+        index, g, g_target = self._here(index), self._here(g), self._here(g_target)
         self.g_prog[index] = g.to(self.g_prog.dtype)
         self.nu[index] = self.statistics.drift_exponents(g_target, generator).to(self.nu.dtype)
         self.t_prog_ns[index] = int(now_ns)

@@ -18,9 +18,15 @@ from twin.atomic import finite_or_null
 from twin.report.traffic import service_rows, traffic_summary
 from twin.units import SECOND
 
-__all__ = ["Result", "SCHEMA_VERSION", "collect", "campaign_rows", "fault_summary", "versions"]
+__all__ = ["Result", "SCHEMA_VERSION", "DEVICE_ROWS_MAX", "collect", "campaign_rows", "device_pulse_tables",
+           "fault_summary", "versions"]
 
 SCHEMA_VERSION = 2  # 2: availability became {time, requests}; traffic fields
+
+DEVICE_ROWS_MAX = 100_000
+"""The most rows device_pulses.csv holds (one per device that took a pulse, about 4 MB). A run
+with more such devices writes device_pulses_histogram.csv instead (devices per pulse count), so
+outputs stay proportionate on a full chip (8.4 M devices: docs/chip.md, "Files")."""
 
 
 @dataclass
@@ -33,11 +39,16 @@ class Result:
     device_pulses: list[dict]
     trace: list[dict] | None = None
     service: list[dict] | None = None  # service.csv: per layer and tile, per inference (traffic only)
+    # device_pulses_histogram.csv, instead of device_pulses (then None) above DEVICE_ROWS_MAX devices
+    device_pulse_histogram: list[dict] | None = None
 
     def frames(self) -> dict:
-        """The record tables as pandas DataFrames (needs pandas installed)."""
+        """The record tables as pandas DataFrames (needs pandas installed): timeline, campaigns,
+        and device_pulses or, on a chip with more than DEVICE_ROWS_MAX pulsed devices,
+        device_pulse_histogram."""
         import pandas as pd
-        return {name: pd.DataFrame(getattr(self, name)) for name in ("timeline", "campaigns", "device_pulses")}
+        return {name: pd.DataFrame(getattr(self, name)) for name in
+                ("timeline", "campaigns", "device_pulses", "device_pulse_histogram") if getattr(self, name) is not None}
 
 
 def versions() -> dict:
@@ -94,11 +105,28 @@ def _overlap_ns(holds: list[tuple[int, int]], outages: list[tuple[int, int]], st
     return total
 
 
-def _device_pulses(assembly) -> list[dict]:
+def device_pulse_tables(assembly, max_rows: int | None = None) -> tuple[list[dict] | None, list[dict] | None]:
+    """(device_pulses rows, None) with one row per device that took a pulse, or (None, histogram
+    rows) when more than ``max_rows`` (default :data:`DEVICE_ROWS_MAX`) devices did: per pulse
+    count, how many of those devices took that many pulses in the initial programming and in
+    maintenance (counts where neither has a device are left out)."""
+    wear = assembly.observers.wear
+    pulsed = np.flatnonzero((wear.maintenance + wear.initial) > 0)
+    if pulsed.size <= (DEVICE_ROWS_MAX if max_rows is None else max_rows):
+        return _device_pulses(assembly, pulsed), None
+    initial = np.bincount(wear.initial[pulsed])
+    maintenance = np.bincount(wear.maintenance[pulsed])
+    size = max(initial.size, maintenance.size)
+    initial, maintenance = np.pad(initial, (0, size - initial.size)), np.pad(maintenance, (0, size - maintenance.size))
+    return None, [{"pulses": p, "initial_devices": int(initial[p]), "maintenance_devices": int(maintenance[p])}
+                  for p in np.flatnonzero((initial > 0) | (maintenance > 0)).tolist()]
+
+
+def _device_pulses(assembly, pulsed: np.ndarray) -> list[dict]:
     wear = assembly.observers.wear
     layout = assembly.chip.layout
     out = []
-    for d in np.flatnonzero((wear.maintenance + wear.initial) > 0).tolist():
+    for d in pulsed.tolist():
         tile, rest = divmod(d, layout.devices_per_tile)
         sign, cell = divmod(rest, layout.rows * layout.cols)
         out.append({"tile": tile, "array": "G+" if sign == 0 else "G-", "row": cell // layout.cols,
@@ -155,11 +183,14 @@ def collect(assembly, wall_s: float) -> Result:
         "chip": {"tiles": layout.tiles, "mapped_tiles": layout.mapped_tiles, "rows": layout.rows,
                  "cols": layout.cols, "devices": layout.tiles * layout.devices_per_tile,
                  "used_devices": int(sum(u.numel() for u in layout.used)),
-                 "weight_devices": obs.scoring.weight_devices},
+                 "weight_devices": obs.scoring.weight_devices},  # network's and synthetic ones
         "events": chip.env.events_processed,
         "versions": versions(),
         "wall_s": round(wall_s, 3),
     }
+    if assembly.synthetic_devices is not None:  # chip.fill: synthetic (absent otherwise: older summaries hold)
+        summary["chip"]["synthetic_devices"] = assembly.synthetic_devices
+        summary["chip"]["network_weight_devices"] = obs.scoring.weight_devices - assembly.synthetic_devices
     faults = fault_summary(assembly)
     if faults is not None:
         summary["faults"] = faults
@@ -171,4 +202,8 @@ def collect(assembly, wall_s: float) -> Result:
     if obs.trace is not None:
         trace = obs.trace.rows
         summary["trace"] = {"rows": len(trace), "dropped": obs.trace.dropped}  # dropped > 0: trace.csv is cut
-    return Result(summary, timeline, campaign_rows(assembly), _device_pulses(assembly), trace, service)
+    device_pulses, histogram = device_pulse_tables(assembly)
+    if histogram is not None:  # too many devices for a row each (DEVICE_ROWS_MAX)
+        summary["device_pulse_histogram"] = {"devices": sum(row["initial_devices"] for row in histogram),
+                                             "rows": len(histogram)}
+    return Result(summary, timeline, campaign_rows(assembly), device_pulses, trace, service, histogram)

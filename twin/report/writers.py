@@ -16,7 +16,7 @@ __all__ = ["OUTPUT_FILES", "SCENARIO_FILE", "csv_text", "write_outputs", "write_
 
 SCENARIO_FILE = "scenario.resolved.yaml"
 OUTPUT_FILES = ["summary.json", SCENARIO_FILE, "timeline.csv", "campaigns.csv", "device_pulses.csv",
-                "trace.csv", "service.csv"]
+                "trace.csv", "service.csv", "device_pulses_histogram.csv"]
 
 
 def csv_text(rows: list[dict]) -> str:
@@ -35,7 +35,8 @@ def write_scenario(scenario, out_dir: Path) -> None:
 
 def write_outputs(result: Result, scenario, out_dir: Path, force: bool = False, *, prepared: bool = False) -> Path:
     """Write every output atomically; refuse to overwrite earlier results unless ``force``
-    (``outputs.per_device_pulses`` of the scenario says whether device_pulses.csv is written).
+    (``outputs.per_device_pulses`` of the scenario says whether device_pulses.csv, or on a chip with
+    more pulsed devices than ``DEVICE_ROWS_MAX`` device_pulses_histogram.csv, is written).
     ``prepared``: the caller holds the folder (``twin.run_folder``) and cleared it at the start;
     files are then replaced in place, never removed first, so a failure here (a full disk) leaves
     the resolved scenario a resume needs."""
@@ -43,8 +44,10 @@ def write_outputs(result: Result, scenario, out_dir: Path, force: bool = False, 
     write_scenario(scenario, out_dir)
     atomic_write_text(out_dir / "timeline.csv", csv_text(result.timeline))
     atomic_write_text(out_dir / "campaigns.csv", csv_text(result.campaigns))
-    if scenario.outputs.per_device_pulses:
+    if scenario.outputs.per_device_pulses and result.device_pulses is not None:
         atomic_write_text(out_dir / "device_pulses.csv", csv_text(result.device_pulses))
+    if scenario.outputs.per_device_pulses and result.device_pulse_histogram is not None:
+        atomic_write_text(out_dir / "device_pulses_histogram.csv", csv_text(result.device_pulse_histogram))
     if result.trace is not None:
         atomic_write_text(out_dir / "trace.csv", csv_text(result.trace))
     if result.service is not None:

@@ -30,8 +30,12 @@ MAX_CHECKPOINTS = 100_000
 """Checkpoints a run may schedule (each one a forward pass over the test set per sample)."""
 MAX_SEED = 2**32 - 1
 """Seeds lie in 0 .. 2^32 - 1 (numpy's and torch's seed range everywhere a seed goes)."""
-MAX_DEVICES = 2**27
-"""Devices a chip may hold (134 M: about 2 GB of device state), so an input cannot exhaust memory."""
+MAX_DEVICES = 2**25
+"""Devices a chip may hold (33.5 M: 256 full tiles of 256 x 256), so an input cannot exhaust memory.
+A run takes about 230 bytes per device at its peak (the device state with its 18 read-noise
+components is 98; wear counters, the scorer's and the host's levels, buffers; scenarios/chip64.yaml,
+8.4 M devices: 1.95 GB, docs/chip.md "chip64"), so the largest chip takes about 8 GB (the old
+bound, 2^27, would have taken 31 GB); a resume checkpoint adds about 3 copies of the device state."""
 MAX_EPOCHS = 1_000
 """Training epochs (the networks train for 15 to 60; an MNIST epoch takes tens of seconds)."""
 MAX_PULSES_PER_DEVICE = 10_000

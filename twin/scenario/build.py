@@ -36,7 +36,9 @@ from twin.scenario.derive import exposed_fields, runtime
 from twin.scenario.faults import fault_parameters
 from twin.scenario.policies import CONTROLLER_FIELDS, CustomPolicy, load_policy_class
 from twin.scenario.schema import Scenario
+from twin.seeding import named_seed
 from twin.toolchain.deploy import deploy_analog, deploy_levels, layer_sensitivity
+from twin.toolchain.mapping import SyntheticFill, synthetic_fill
 from twin.toolchain.networks import crossbar_layers
 from twin.toolchain.prepare import prepare_network
 from twin.toolchain.readout import Deployment, PeripheryConfig
@@ -49,6 +51,20 @@ from twin.traffic.shapes import layer_shapes
 
 __all__ = ["Assembly", "ScenarioBuildError", "build", "assemble", "network_spec", "cost_model", "firmware_config",
            "make_firmware_policy"]
+
+
+class DeviceUnavailable(RuntimeError):
+    """``simulation.device`` names a torch device this machine does not have (an environment
+    failure, exit 4, not bad input: the same file runs where there is one)."""
+
+
+def torch_device(name: str) -> torch.device:
+    """The torch device of ``simulation.device``, checked to exist here."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailable(f"simulation.device: cuda, but torch {torch.__version__} finds no CUDA GPU here "
+                                "(the default install is the cpu build; docs/performance.md says how to install a "
+                                "CUDA build); use simulation.device: cpu")
+    return torch.device(name)
 
 
 class ScenarioBuildError(ValueError):
@@ -65,6 +81,7 @@ class Assembly:
     mapped_devices: int
     digital_accuracy: float  # the float network's test accuracy, for reports
     model_sha256: str  # of the trained network's state_dict (the same network gives the same hash)
+    synthetic_devices: int | None = None  # chip.fill: synthetic: devices holding synthetic weights; None: no fill
 
     def run(self) -> None:
         self.chip.run()
@@ -74,19 +91,25 @@ class Assembly:
         """The traffic engine (None without traffic); its ``figures`` after the run."""
         return self.chip.traffic
 
+    def state(self, copy: bool = True) -> dict:
+        """The whole run at a campaign boundary: chip (devices, generators, controller) and
+        observers. ``copy=False``: the device arrays share the live memory, for a caller that
+        serialises the state before the simulation goes on (twin.resume's checkpoints)."""
+        return {"identity": self._identity(), "chip": self.chip.state(copy), "observers": self.observers.state()}
+
     def snapshot(self) -> bytes:
-        """The whole run at a campaign boundary: chip (devices, generators, controller) and observers."""
-        return pickle.dumps({"identity": self._identity(), "chip": self.chip.state(),
-                             "observers": self.observers.state()})
+        """:meth:`state`, pickled."""
+        return pickle.dumps(self.state(copy=False), protocol=pickle.HIGHEST_PROTOCOL)
 
     def _identity(self) -> dict:
         return {"scenario": self.scenario.sha256() if self.scenario is not None else None,
                 "model_sha256": self.model_sha256}
 
-    def restore(self, blob: bytes) -> None:
-        """Load a snapshot into this freshly built assembly (same scenario); then :meth:`chip.start`
-        is not needed: the processes are restarted."""
-        state = pickle.loads(blob)
+    def restore(self, snapshot: bytes | dict) -> None:
+        """Load a snapshot (:meth:`snapshot`'s bytes or :meth:`state`'s dict) into this freshly
+        built assembly (same scenario); then :meth:`chip.start` is not needed: the processes are
+        restarted."""
+        state = pickle.loads(snapshot) if isinstance(snapshot, bytes) else snapshot
         if state["identity"] != self._identity():
             raise ValueError(f"the snapshot is of another run ({state['identity']}), not of {self._identity()}")
         self.observers.load_state(state["observers"])
@@ -111,12 +134,21 @@ def cost_model(scenario: Scenario) -> CostModel:
     return CostModel(runtime(TimingCosts, scenario.timing), runtime(EnergyCosts, scenario.energy), channels)
 
 
-def firmware_config(deployment: Deployment, replicas: int = 1) -> FirmwareConfig:
+def firmware_config(deployment: Deployment, replicas: int = 1, fill: SyntheticFill | None = None) -> FirmwareConfig:
     """The firmware's stored configuration: layout and reference levels, no weight values
-    (``replicas`` copies of the network on consecutive tiles, replica by replica)."""
+    (``replicas`` copies of the network on consecutive tiles, replica by replica). With a
+    synthetic ``fill`` every tile of the chip is configured, every weight cell a weight: the
+    firmware cannot tell synthetic weights from the network's."""
     mapping = deployment.mapping
     g = mapping.geometry
     codes_per_level = deployment.devices.levels // mapping.levels  # 1, or the analog target codes per level
+    if fill is not None:
+        if replicas != 1:
+            raise ValueError("a synthetic fill holds one copy of the network")
+        ref_cells = mapping.reference_pos[0] % g.devices_per_tile
+        tiles = tuple(TileLayout(t, g.rows, g.cols, fill.weight_cells(t), ref_cells.copy(),
+                                 mapping.reference_level * codes_per_level) for t in range(fill.tiles))
+        return FirmwareConfig(deployment.devices.levels, deployment.devices.g_max_us, tiles)
     cells = g.rows * g.cols
     weight_cells = np.zeros((mapping.n_tiles, cells), dtype=bool)
     for layer in mapping.layers.values():
@@ -183,18 +215,20 @@ def _structure_only(model: nn.Module) -> nn.Module:
     return stripped
 
 
-def _readout(deployment: Deployment, devices: DeviceArray) -> Deployment:
+def _readout(deployment: Deployment, devices: DeviceArray, device: torch.device | str = "cpu") -> Deployment:
     """What the accuracy observer needs: structure, encoding, and reference targets for GDC only."""
     mapping = deployment.mapping
     reference = torch.from_numpy(np.concatenate([mapping.reference_pos, mapping.reference_neg], axis=1).ravel())
     g_reference = torch.zeros_like(deployment.g_target)
     g_reference[reference] = deployment.g_target[reference]
-    return Deployment(_structure_only(deployment.model), deployment.encoding, devices, g_reference, deployment.w_max)
+    return Deployment(_structure_only(deployment.model).to(device), deployment.encoding, devices,
+                      g_reference.to(device), deployment.w_max)
 
 
 def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> Assembly:
     """Train/load, quantize and map the network, then assemble the chip and attach the observers."""
     chip_cfg = scenario.chip
+    device = torch_device(scenario.simulation.device)  # before the network is trained or loaded
     spec, network_seed = network_spec(scenario)
     chip_spec = runtime(ChipSpec, chip_cfg)
     analog = chip_spec.encoding == "analog"
@@ -213,11 +247,15 @@ def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> 
     if n_tiles < needed:
         raise ScenarioBuildError(f"chip.tiles: the network ({replicas} replicas) needs {needed} tiles of "
                                  f"{geometry.rows} x {geometry.cols}, the chip has {n_tiles}")
+    fill = None
+    if chip_cfg.fill == "synthetic":  # drawn with the network's seed: the same network, the same fill
+        fill = synthetic_fill(mapping, deployment.devices.target_level.numpy(), n_tiles,
+                              np.random.default_rng(named_seed(network_seed, "fill")))
     order = None
     if scenario.policy.order == "sensitivity":  # replica by replica: one copy is corrected at a time
         order = sensitivity_order(deployment, network.model, network.x_test, network.y_test, network_seed)
         order = [r * mapping.n_tiles + t for r in range(replicas) for t in order]
-    controller = Controller(firmware_config(deployment, replicas), make_firmware_policy(scenario, order),
+    controller = Controller(firmware_config(deployment, replicas, fill), make_firmware_policy(scenario, order),
                             **{name: getattr(scenario.policy, name) for name in CONTROLLER_FIELDS})
 
     assembly = assemble(deployment, controller, cost_model(scenario), runtime(PulseParameters, chip_cfg.pulse_generator),
@@ -231,7 +269,8 @@ def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> 
                         model_sha256=network.model_sha256,
                         traffic=traffic_setup(scenario, network.model) if scenario.traffic is not None else None,
                         levels_scored=not analog,
-                        faults=None if scenario.faults is None else fault_parameters(scenario.faults))
+                        faults=None if scenario.faults is None else fault_parameters(scenario.faults), fill=fill,
+                        device=device)
     assembly.scenario = scenario
     # the deployment (original levels) and the trained network (weights) do not outlive the build
     return assembly
@@ -243,26 +282,45 @@ def assemble(deployment: Deployment, controller: Controller, costs: CostModel, p
              trace: bool, tiles: int | None = None, progress: Callable[[int], None] | None = None,
              digital_accuracy: float = float("nan"), model_sha256: str = "",
              traffic: TrafficSetup | None = None, levels_scored: bool = True,
-             faults: FaultParameters | None = None) -> Assembly:
+             faults: FaultParameters | None = None, fill: SyntheticFill | None = None,
+             device: torch.device | str = "cpu") -> Assembly:
     """The chip for a deployment, its original levels moved off-chip, its observers attached.
     (The scenario owns the defaults of the settings after ``*``; ``build`` passes them all.)
     With traffic, ``traffic.workload.replicas`` copies of the network sit on consecutive tiles;
     the accuracy observer measures replica 0. ``levels_scored``: the firmware's decoded levels
     mean something (not with analog targets: misreads are then not counted). ``faults``: what to
-    inject (docs/faults.md), each kind from its own stream ``faults.<kind>``; None: nothing."""
+    inject (docs/faults.md), each kind from its own stream ``faults.<kind>``; None: nothing.
+    ``fill`` (``chip.fill: synthetic``, :func:`twin.toolchain.mapping.synthetic_fill`): every tile
+    is used, synthetic weights on every weight cell the network leaves free; they are programmed,
+    probed, corrected, charged and scored (misreads, displaced) like the network's, and the
+    accuracy observer reads the network's devices only. Needs ``tiles == fill.tiles`` and no traffic.
+    ``device``: the torch device of the device state, the chip's draws and the accuracy evaluation."""
     mapping, geometry = deployment.mapping, deployment.mapping.geometry
     replicas = 1 if traffic is None else traffic.workload.replicas
     mapped = mapping.n_tiles * replicas
     n_tiles = mapped if tiles is None else tiles
+    if fill is not None:
+        if traffic is not None or fill.tiles != n_tiles:
+            raise ValueError(f"a synthetic fill of {fill.tiles} tiles needs a chip of as many tiles, and no traffic")
+        mapped = n_tiles  # every tile holds weights (the whole chip is one network, for availability too)
     n_devices = n_tiles * geometry.devices_per_tile
-    devices = DeviceArray.unprogrammed(deployment.devices.levels, deployment.devices.statistics, n_devices)
-    original = torch.zeros(n_devices, dtype=torch.int16)
-    for r in range(replicas):
-        original[r * mapping.n_devices:(r + 1) * mapping.n_devices] = deployment.devices.target_level
-    used = deployment.used_devices()
+    devices = DeviceArray.unprogrammed(deployment.devices.levels, deployment.devices.statistics, n_devices, device)
     dpt = geometry.devices_per_tile
-    tile_used = [used[(used >= t * dpt) & (used < (t + 1) * dpt)] - t * dpt for t in range(mapping.n_tiles)]
-    tile_used = tile_used * replicas
+    if fill is None:
+        original = torch.zeros(n_devices, dtype=torch.int16)
+        for r in range(replicas):
+            original[r * mapping.n_devices:(r + 1) * mapping.n_devices] = deployment.devices.target_level
+        used = deployment.used_devices()
+        tile_used = [used[(used >= t * dpt) & (used < (t + 1) * dpt)] - t * dpt for t in range(mapping.n_tiles)]
+        tile_used = tile_used * replicas
+        weights = np.concatenate([np.flatnonzero(mapping.weight_mask()) + r * mapping.n_devices
+                                  for r in range(replicas)])
+    else:
+        original = torch.from_numpy(fill.levels.copy())
+        used = torch.from_numpy(fill.used())
+        bounds = torch.searchsorted(used, torch.arange(n_tiles + 1, dtype=torch.int64) * dpt)
+        tile_used = [used[bounds[t]:bounds[t + 1]] - t * dpt for t in range(n_tiles)]
+        weights = np.flatnonzero(fill.weight)
     layout = ChipLayout(geometry.rows, geometry.cols, n_tiles, mapped, tile_used, geometry.reference_rows,
                         geometry.reference_cells)
     offchip = OffchipMemory(original, dpt, costs)
@@ -277,15 +335,17 @@ def assemble(deployment: Deployment, controller: Controller, costs: CostModel, p
     chip = Chip(env, layout, devices, controller, costs, pulses, seed, offchip, duration_ns,
                 checkpoint_times_ns, gdc=gdc, granularity=granularity, bus=bus, traffic=engine, faults=chip_faults)
     ledger = Ledger()
-    scoring = ScoringObserver(original, dpt, tile_used, np.concatenate(
-        [np.flatnonzero(mapping.weight_mask()) + r * mapping.n_devices for r in range(replicas)]), levels_scored)
+    scoring = ScoringObserver(original, dpt, tile_used, weights, levels_scored)
     observers = Observers(
         ledger=ledger, campaigns=CampaignTable(), scoring=scoring,
-        accuracy=AccuracyObserver(chip, ledger, _readout(deployment, devices), x_test, y_test,
-                                  stream(seed, "evaluation"), accuracy_samples, periphery, progress),
+        accuracy=AccuracyObserver(chip, ledger, _readout(deployment, devices, device), x_test.to(device),
+                                  y_test.to(device), stream(seed, "evaluation", device), accuracy_samples, periphery,
+                                  progress),
         wear=WearObserver(n_devices),
-        availability=AvailabilityObserver([t // mapping.n_tiles for t in range(mapped)], replicas),
+        availability=AvailabilityObserver([t // mapping.n_tiles if fill is None else 0 for t in range(mapped)],
+                                          replicas),
         trace=EventTrace((StateChange, Command, Busy, ProgramRounds, Power, Fault)) if trace else None,
         faults=FaultScorer(chip_faults, scoring, devices.levels))
     observers.attach(chip.bus)
-    return Assembly(None, chip, observers, mapping.n_devices, digital_accuracy, model_sha256)
+    return Assembly(None, chip, observers, mapping.n_devices, digital_accuracy, model_sha256,
+                    None if fill is None else int(fill.synthetic.sum()))

@@ -56,6 +56,11 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FILL_SOURCE = ("network: the network's devices only, spare tiles idle; synthetic: every weight cell of every "
+               "tile holds a weight, the network's where it sits, elsewhere (k+, k-) pairs drawn from its "
+               "pair histogram")
+
+
 def _tiles_in(value: Any) -> Any:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         return value
@@ -70,7 +75,10 @@ ChipConfig = section(
     "ChipConfig", ChipSpec, TileGeometry, module=__name__, doc="Tile geometry and the multi-level cell.",
     annotations={"tiles": Annotated[int | Literal["auto"], BeforeValidator(_tiles_in)]},
     extra={"device": (DeviceConfig, Field(default_factory=DeviceConfig)),
-           "pulse_generator": (PulseGeneratorConfig, Field(default_factory=PulseGeneratorConfig))},
+           "pulse_generator": (PulseGeneratorConfig, Field(default_factory=PulseGeneratorConfig)),
+           # network: only the network's devices are used; synthetic: every weight cell of every tile
+           # holds a weight, synthetic ones drawn from the network's (k+, k-) pair histogram (docs/scenarios.md)
+           "fill": (Literal["network", "synthetic"], Field("network", description=FILL_SOURCE))},
     order=("tiles", "rows", "cols", "levels", "g_max_us", "reference_cells"))
 TimingConfig = section("TimingConfig", TimingCosts, module=__name__)
 EnergyConfig = section("EnergyConfig", EnergyCosts, module=__name__)
@@ -135,7 +143,10 @@ class EvaluationConfig(_Config):
 
 
 class SimulationConfig(_Config):
-    granularity: Literal["campaign", "round", "pulse"] = "campaign"  # campaign: a session per pass (docs/performance.md)
+    granularity: Literal["campaign", "round", "pulse"] = "campaign"  # campaign: a session per pass (docs/chip.md)
+    # where device state, probes and accuracy evaluation run (torch); cuda needs a CUDA build of
+    # torch and a GPU (docs/performance.md "cuda"); the same statistics, not the same bytes
+    device: Literal["cpu", "cuda"] = "cpu"
 
 
 class OutputsConfig(_Config):
@@ -230,6 +241,34 @@ class Scenario(_Config):
         return self
 
     @model_validator(mode="after")
+    def _fill_without_traffic(self) -> Scenario:
+        if self.chip.fill == "synthetic" and self.traffic is not None:
+            raise field_error("chip.fill", "synthetic weights fill every tile around one copy of the network, "
+                              "which a traffic section would serve in replicas: leave out traffic, or use fill: network")
+        return self
+
+    @model_validator(mode="after")
+    def _cuda_runs_the_kernel(self) -> Scenario:
+        """On cuda only the one-pass program-and-verify and fault-free chips are supported: the
+        round-by-round model, faults and inference traffic keep their state on the cpu."""
+        if self.simulation.device != "cuda":
+            return self
+        pulses = self.chip.pulse_generator
+        unsupported = [(self.simulation.granularity != "campaign", "simulation.granularity",
+                        f"{self.simulation.granularity} runs the round-by-round model"),
+                       (pulses.partial_set_step_mode != "fixed", "chip.pulse_generator.partial_set_step_mode",
+                        "adaptive steps run the round-by-round model"),
+                       (pulses.verify_reads != 1, "chip.pulse_generator.verify_reads",
+                        "several verify reads run the round-by-round model"),
+                       (self.faults is not None, "faults", "injected faults"),
+                       (self.traffic is not None, "traffic", "inference traffic")]
+        for bad, field, why in unsupported:
+            if bad:
+                raise field_error(field, f"{why}, which simulation.device: cuda does not support yet; "
+                                  "use simulation.device: cpu")
+        return self
+
+    @model_validator(mode="after")
     def _work_bounded(self) -> Scenario:
         """Refuse, at validate time, inputs that would run for days (twin.scenario.bounds)."""
         problem = work_problem(self)
@@ -281,7 +320,15 @@ class Scenario(_Config):
 
     def resolved_dict(self) -> dict[str, Any]:
         """JSON-able dict of every field, with canonical unit strings; loads back equal."""
-        return self.model_dump(mode="json", exclude={"faults"} if self.faults is None else None)
+        # absent sections and the default fill leave no key: the hash of older files holds
+        exclude: dict[str, Any] = {}
+        if self.faults is None:
+            exclude["faults"] = True
+        if self.chip.fill == "network":
+            exclude["chip"] = {"fill"}
+        if self.simulation.device == "cpu":
+            exclude["simulation"] = {"device"}
+        return self.model_dump(mode="json", exclude=exclude or None)
 
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.resolved_dict(), sort_keys=True).encode()).hexdigest()
@@ -344,7 +391,8 @@ def explain(scenario: Scenario) -> str:
         f"chip         {chip.tiles} tiles of {chip.rows}x{chip.cols}, "
         + (f"K = {chip.levels} levels" if chip.encoding == "levels" else
            f"analog weights (one pair each; reference cells at K = {chip.levels} levels)")
-        + f", g_max {chip.g_max_us:g} uS, {chip.reference_cells} reference cells",
+        + f", g_max {chip.g_max_us:g} uS, {chip.reference_cells} reference cells"
+        + (", every weight cell filled (synthetic weights beside the network)" if chip.fill == "synthetic" else ""),
         f"checkpoints  {len(times)}, from {duration_label(times[0])} to {duration_label(times[-1])}",
     ]
     if s.traffic is not None:

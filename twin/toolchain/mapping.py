@@ -27,7 +27,7 @@ import torch
 from twin.toolchain.specs import TileGeometry
 
 __all__ = ["TileGeometry", "LayerPlacement", "ChipMapping", "LevelEncoding", "SinglePairEncoding",
-           "layer_matrix", "reference_levels"]
+           "SyntheticFill", "layer_matrix", "reference_levels", "synthetic_fill"]
 
 
 def layer_matrix(weight: np.ndarray) -> np.ndarray:
@@ -132,6 +132,96 @@ class ChipMapping:
         """Per layer, (G+ matrix, G- matrix) of any per-device tensor, in (out, fan_in) shape."""
         return {name: (values[torch.from_numpy(layer.device_pos)], values[torch.from_numpy(layer.device_neg)])
                 for name, layer in self.layers.items()}
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticFill:
+    """A chip whose every weight position holds a weight (``chip.fill: synthetic``): the network's
+    devices as the mapping places them, and synthetic weights on every other weight cell of every
+    tile, their (k+, k-) pairs drawn from the network's own pair histogram. Reference cells are on
+    every tile, as on the network's. Arrays cover the whole chip, device numbering as the mapping's."""
+
+    tiles: int
+    geometry: TileGeometry
+    levels: np.ndarray = field(repr=False)  # int16 (tiles * devices_per_tile,): every device's target
+    weight: np.ndarray = field(repr=False)  # bool, same length: weight devices (network's and synthetic)
+    synthetic: np.ndarray = field(repr=False)  # bool, same length: the synthetic devices among them
+    network_devices: int  # devices of the network's tiles (0 .. network_devices - 1)
+
+    @property
+    def reference(self) -> np.ndarray:
+        """bool per device: the reference devices of every tile."""
+        g = self.geometry
+        mask = np.zeros((self.tiles, g.devices_per_tile), dtype=bool)
+        cells = _reference_cells(g)
+        mask[:, cells] = True
+        mask[:, cells + g.rows * g.cols] = True
+        return mask.reshape(-1)
+
+    def used(self) -> np.ndarray:
+        """Chip-wide numbers of every weight and reference device, ascending."""
+        return np.flatnonzero(self.weight | self.reference)
+
+    def weight_cells(self, tile: int) -> np.ndarray:
+        """bool (rows, cols): the unit cells of ``tile`` that hold a weight (the firmware's layout)."""
+        g = self.geometry
+        start = tile * g.devices_per_tile
+        return self.weight[start:start + g.rows * g.cols].reshape(g.rows, g.cols).copy()
+
+
+def _reference_cells(g: TileGeometry) -> np.ndarray:
+    """Local cell numbers (row * cols + col) of a tile's reference cells: the mapping's."""
+    ref_rows = np.arange(g.weight_rows, g.rows)
+    return (ref_rows[:, None] * g.cols + np.arange(g.cols)[None, :]).reshape(-1)[:g.reference_cells]
+
+
+def synthetic_fill(mapping: ChipMapping, device_levels: np.ndarray, tiles: int,
+                   generator: np.random.Generator) -> SyntheticFill:
+    """Fill every weight cell of ``tiles`` tiles (rows above the reference rows, every column,
+    G+ and G-) that the network does not occupy with a synthetic weight.
+
+    Each synthetic cell gets a (k+, k-) pair drawn independently from the histogram of the
+    network's own pairs (``device_levels``: the network's targets, as ``ChipMapping.device_levels``
+    writes them; with analog targets the pairs are target codes), so the levels of the G+ and
+    G- devices, and of the signed weight k+ - k-, follow the network's distribution. Cells are
+    drawn in device order (tile, row, column), so one ``generator`` state gives one fill. A
+    network whose weights all sit on one pair would give a constant fill: refused."""
+    g = mapping.geometry
+    if tiles < mapping.n_tiles:
+        raise ValueError(f"the network takes {mapping.n_tiles} tiles, the chip has {tiles}")
+    device_levels = np.asarray(device_levels)
+    if device_levels.shape != (mapping.n_devices,):
+        raise ValueError(f"device_levels must hold the network's {mapping.n_devices} devices, "
+                         f"got shape {device_levels.shape}")
+    cells_per_array = g.rows * g.cols
+    real_pos = np.concatenate([layer.device_pos.ravel() for layer in mapping.layers.values()])
+    real_neg = real_pos + cells_per_array
+    width = int(device_levels.max(initial=0)) + 1
+    pairs = device_levels[real_pos].astype(np.int64) * width + device_levels[real_neg].astype(np.int64)
+    values, counts = np.unique(pairs, return_counts=True)
+    if values.size < 2:
+        raise ValueError("the network's weights all sit on one (k+, k-) pair: a synthetic fill drawn from it "
+                         "would be constant")
+
+    # every weight cell of the chip: the first weight_rows rows of each tile, all columns
+    weight_cell = np.zeros((tiles, cells_per_array), dtype=bool)
+    weight_cell[:, :g.weight_rows * g.cols] = True
+    occupied = np.zeros((tiles, cells_per_array), dtype=bool)
+    occupied.reshape(-1)[(real_pos // g.devices_per_tile) * cells_per_array + real_pos % g.devices_per_tile] = True
+    free = weight_cell & ~occupied  # (tiles, cells): cells that get a synthetic weight
+
+    n = tiles * g.devices_per_tile
+    levels = np.zeros(n, dtype=np.int16)
+    levels[:mapping.n_devices] = device_levels
+    by_tile = levels.reshape(tiles, 2, cells_per_array)  # a view: (tile, sign, cell)
+    by_tile[mapping.n_tiles:, :, _reference_cells(g)] = mapping.reference_level[None, None, :]
+    drawn = values[np.searchsorted(np.cumsum(counts), generator.integers(0, counts.sum(), int(free.sum())),
+                                   side="right")]
+    by_tile[:, 0][free] = (drawn // width).astype(np.int16)
+    by_tile[:, 1][free] = (drawn % width).astype(np.int16)
+    weight = np.repeat(weight_cell[:, None, :], 2, axis=1).reshape(-1)
+    synthetic = np.repeat(free[:, None, :], 2, axis=1).reshape(-1)
+    return SyntheticFill(tiles, g, levels, weight, synthetic, mapping.n_devices)
 
 
 @dataclass(frozen=True)
