@@ -46,6 +46,11 @@ class CountingEnvironment(simpy.Environment):
         super().step()
 
 
+GENERATORS = ("probe", "programming", "programming.kernel")
+"""The chip's own streams: probe reads; P&V's initial reads, drift exponents and the round model's
+draws; the one-pass P&V kernel's pulses and verify reads (twin.device.pv_kernel)."""
+
+
 def stream(seed: int, name: str, device: torch.device | str = "cpu") -> torch.Generator:
     """An independent generator per purpose, so that e.g. evaluation never shifts chip draws; on
     the torch ``device`` its draws are made on (a cuda stream differs from the cpu one: the same
@@ -97,18 +102,21 @@ class Chip:
         self.deployed_at_ns = 0
         self.checkpoints_done = 0
         self.controller_halted = False  # the policy scheduled nothing more: its process has ended
-        on = getattr(devices, "device", "cpu")  # where the device model keeps its state
-        self._build_blocks(env, {"probe": stream(seed, "probe", on), "programming": stream(seed, "programming", on)},
-                           np.random.default_rng(named_seed(seed, "programming.kernel")))
+        self._build_blocks(env, {name: stream(seed, name, self._generator_device(name)) for name in GENERATORS})
 
-    def _build_blocks(self, env: CountingEnvironment, generators: dict[str, torch.Generator],
-                      kernel_rng: np.random.Generator) -> None:
+    def _generator_device(self, name: str) -> torch.device | str:
+        """The one-pass program-and-verify loop runs on the host; the other streams draw where
+        the device model keeps its state."""
+        return "cpu" if name == "programming.kernel" else getattr(self.devices, "device", "cpu")
+
+    def _build_blocks(self, env: CountingEnvironment, generators: dict[str, torch.Generator]) -> None:
         lay = self.layout
         self.tiles = [CrossbarTile(env, t, lay.rows, lay.cols, self.bus, self.traffic) for t in range(lay.tiles)]
         self.probe = IdentityProbe(env, self.devices, self.costs, generators["probe"], self.bus,
                                    None if self.faults is None else self.faults.probe)
         self.pulse_generator = PulseGenerator(env, self.devices, self.costs, self.pulse_params,
-                                              generators["programming"], self.bus, self.granularity, kernel_rng)
+                                              generators["programming"], self.bus, self.granularity,
+                                              generators["programming.kernel"])
         self.offchip.attach(env, self.bus)
 
     # --- processes ----------------------------------------------------------------------
@@ -159,8 +167,8 @@ class Chip:
             "now": self.env.now, "events": self.env.events_processed,
             "devices": {k: _host_array(getattr(d, k), copy) for k in d.STATE_FIELDS},
             "generators": {"probe": self.probe.generator.get_state(),
-                           "programming": self.pulse_generator.generator.get_state()},
-            "kernel_rng": self.pulse_generator.rng.bit_generator.state,
+                           "programming": self.pulse_generator.generator.get_state(),
+                           "programming.kernel": self.pulse_generator.rng.get_state()},
             "controller": self.controller, "campaigns": self.campaigns, "deployed_at_ns": self.deployed_at_ns,
             "checkpoints_done": self.checkpoints_done, "controller_halted": self.controller_halted,
             "faults": None if self.faults is None else self.faults.state(),
@@ -177,12 +185,10 @@ class Chip:
         self.checkpoints_done = state["checkpoints_done"]
         if self.faults is not None:
             self.faults.load_state(state["faults"])
-        generators = {name: torch.Generator(device=on) for name in state["generators"]}
+        generators = {name: torch.Generator(device=self._generator_device(name)) for name in state["generators"]}
         for name, generator in generators.items():
             generator.set_state(state["generators"][name])
-        kernel_rng = np.random.default_rng(0)  # its state is replaced by the snapshot's next
-        kernel_rng.bit_generator.state = state["kernel_rng"]
-        self._build_blocks(self.env, generators, kernel_rng)
+        self._build_blocks(self.env, generators)
         self.controller_halted = state["controller_halted"]
         restarted = 0  # only the processes still alive in the run that was snapshotted
         if not self.controller_halted:

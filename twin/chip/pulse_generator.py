@@ -42,7 +42,7 @@ class PulseGenerator:
 
     def __init__(self, env: simpy.Environment, devices: DeviceArray, costs: CostModel, params: PulseParameters,
                  generator: torch.Generator, bus: EventBus, granularity: Granularity,
-                 rng: np.random.Generator) -> None:
+                 rng: torch.Generator) -> None:
         if costs.channels < 1:
             raise ValueError('"channels" must be >= 1.')
         self.env = env

@@ -6,7 +6,7 @@ or its target is level 0, otherwise a partial-SET of max(N(mean, std), 0) uS), i
 the read noise of a freshly programmed device, and stops when the read falls inside the band or
 the pulse budget is spent. What differs is the bookkeeping: the loop runs in numpy on compact
 arrays of the still-active devices (about twenty small operations per round instead of the
-session's torch calls, events and SimPy timeouts), draws its normals from a numpy generator in
+session's torch calls, events and SimPy timeouts), draws its normals from its own stream in
 another order, and derives the per-round counts the ledger needs (pulses of each kind, verify
 device reads and verify line passes) at the end from when each device stopped. So the bytes differ
 from the round-by-round session but not the statistics (tests/test_pv_kernel.py: residuals by a
@@ -76,11 +76,12 @@ class KernelOutcome:
 
 
 def program_verify(devices: DeviceModel, index: torch.Tensor, g_target: torch.Tensor, params: PulseParameters,
-                   rng: np.random.Generator, generator: torch.Generator, cols: int, now_ns: int,
+                   rng: torch.Generator, generator: torch.Generator, cols: int, now_ns: int,
                    from_reset: bool) -> KernelOutcome:
     """Program-and-verify ``devices[index]`` towards ``g_target`` (uS), starting at ``now_ns``.
 
-    ``rng`` draws the pulses and verify reads; ``generator`` the initial read (it commits to the
+    ``rng`` (a cpu generator: the loop runs on the host) draws the pulses and verify reads;
+    ``generator`` the initial read (it commits to the
     devices' noise history) and, in :meth:`KernelOutcome.commit`, the drift exponents. ``cols``:
     devices per line. Conventions as :class:`ProgramVerifySession` (from RESET every device's
     first pulse is a RESET; otherwise devices reading inside the band at the start are left alone).
@@ -133,20 +134,27 @@ def program_verify(devices: DeviceModel, index: torch.Tensor, g_target: torch.Te
     rounds = 0
     while active.size:
         g, tgt, hi_, half_ = state[:4]
-        z = rng.standard_normal((2, active.size), dtype=np.float32)
+        # In place where it can be: on chip64's full tiles every pass over the devices counts.
+        z = torch.randn((2, active.size), generator=rng).numpy()  # torch's normals: twice numpy's speed
         is_reset = read > hi_
-        step = np.where(is_reset, reset_std, set_std) * z[0]
+        step = np.where(is_reset, reset_std, set_std)
+        step *= z[0]
         step += np.where(is_reset, reset_mean, set_mean)
         np.maximum(step, 0.0, out=step)
-        after = np.where(is_reset, step, g + step)  # RESET lands at the draw, a partial-SET adds it
+        after = np.where(is_reset, 0.0, g)  # RESET lands at the draw, a partial-SET adds it
+        after += step
         if faults is not None:
             after = faults.pulsed(state, after)
         state[0] = g = after
-        read = g + g * devices.verify_noise_relative(g) * z[1]
+        read = devices.verify_noise_relative(g)
+        read *= z[1]
+        read += 1.0
+        read *= g  # g (1 + sigma_rel z)
         np.maximum(read, 0.0, out=read)
         if faults is not None:
             read = faults.sensed(state, read)
-        hit = np.abs(read - tgt) <= half_
+        hit = np.subtract(read, tgt, out=z[0])
+        hit = np.abs(hit, out=hit) <= half_
         resets.append(int(np.count_nonzero(is_reset)))
         rounds += 1
         if rounds >= params.max_iterations:  # every device still active has spent its budget
