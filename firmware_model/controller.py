@@ -194,7 +194,7 @@ class Controller:
             self._enter(now_ns, State.OFFCHIP)
             n_weights = int(layout.weight_cells.sum())
             return OffchipRead(reading.tile, n_weights * getattr(self.policy, "bytes_per_weight", 1))
-        return self._correct(now_ns, reading, self._decoded.levels.astype(np.int16).copy())
+        return self._correct(now_ns, reading, self._decoded.levels.astype(np.int16))  # astype copies
 
     def _reads_dead(self, reading: ProbeReading, layout: TileLayout) -> bool:
         """Whether the tile's reference devices of known level > 0 read at the floor (too many of
@@ -203,7 +203,7 @@ class Controller:
         cells = np.asarray(layout.reference_cells, dtype=np.int64)[np.asarray(layout.reference_levels) > 0]
         if cells.size == 0:
             return False
-        reads = reading.devices()[np.concatenate([cells, cells + layout.rows * layout.cols])]
+        reads = reading.take(np.concatenate([cells, cells + layout.rows * layout.cols]))
         return bool(np.mean(reads <= self.dead_tile_floor * self.config.g_max_us) >= self.dead_tile_fraction)
 
     def _correct(self, now_ns: int, reading: ProbeReading, levels: np.ndarray) -> Command:
@@ -216,11 +216,17 @@ class Controller:
         devices = np.zeros(0, dtype=np.int64)
         corrected = self._correct_tile
         if corrected:
-            off = np.abs(reading.devices() - self.config.nominal_conductance(levels))
-            needs = decoded.used & (off > self.correction_tolerance * self.config.level_spacing_us)
-            for device in self.faulty.get(reading.tile, ()):
-                needs[device] = False
-            devices = np.flatnonzero(needs)
+            tolerance = self.correction_tolerance * self.config.level_spacing_us
+            if 4 * np.count_nonzero(decoded.used) > decoded.used.size:  # a mostly used tile: whole arrays
+                off = np.abs(reading.devices() - self.config.nominal_conductance(levels))
+                devices = np.flatnonzero(decoded.used & (off > tolerance))
+            else:  # only used devices can need a correction: look at those alone
+                used = np.flatnonzero(decoded.used)
+                off = np.abs(reading.take(used) - self.config.nominal_conductance(levels[used]))
+                devices = used[off > tolerance]
+            faulty = self.faulty.get(reading.tile)
+            if faulty:  # given up on: never sent again
+                devices = devices[~np.isin(devices, np.fromiter(faulty, dtype=np.int64, count=len(faulty)))]
         self._pending = TileDecision(reading.tile, decoded, corrected, devices, levels[devices], levels, self.campaigns)
         self.decisions.append(self._pending)
         if devices.size == 0:

@@ -24,7 +24,8 @@ __all__ = ["TileLayout", "FirmwareConfig", "ProbeReading", "ProgramReport", "Off
 
 @dataclass(frozen=True, eq=False)
 class TileLayout:
-    """What the firmware stores about one tile (configuration, not weight values)."""
+    """What the firmware stores about one tile (configuration, not weight values). Never changed
+    once the firmware holds it: the decoders keep what they derive from a layout for as long as it lives."""
 
     tile: int
     rows: int
@@ -65,6 +66,28 @@ class ProbeReading:
     def devices(self) -> np.ndarray:
         """All readings in local device order (G+ array, then G- array), flat."""
         return np.concatenate([self.g_pos.ravel(), self.g_neg.ravel()])
+
+    def take(self, local: np.ndarray) -> np.ndarray:
+        """``devices()[local]`` for integer ``local`` (numpy's indexing rules), without building the
+        whole flat array: what a firmware step that looks at a few devices of a tile costs."""
+        local = np.asarray(local)
+        if local.dtype.kind not in "iu":
+            raise TypeError(f"local device indices must be integers, not {local.dtype}")
+        pos, neg = self.g_pos.reshape(-1), self.g_neg.reshape(-1)
+        n = pos.size
+        local = local.astype(np.int64, copy=False)
+        if local.size and local.min() < 0:  # counted from the end of the flat array, as devices()[local]
+            local = np.where(local < 0, local + (n + neg.size), local)
+            if local.min() < 0:
+                raise IndexError(f"local device index out of bounds for {n + neg.size} devices")
+        on_neg = local >= n
+        split = local.size - int(np.count_nonzero(on_neg))
+        if local.ndim == 1 and not on_neg[:split].any():  # G+ devices first (ascending indices are)
+            return np.concatenate([pos[local[:split]], neg[local[split:] - n]])  # past the G- array: IndexError
+        out = np.empty(local.shape, dtype=np.result_type(pos, neg))
+        out[~on_neg] = pos[local[~on_neg]]
+        out[on_neg] = neg[local[on_neg] - n]
+        return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -258,6 +258,67 @@ def test_a_sparse_tile_still_decodes():
     assert np.all(np.diff(ours.centers_us) > 0)
 
 
+# --- the fast paths are the plain numpy expressions, bit for bit ---------------------------------
+def test_fast_paths_equal_the_plain_numpy_expressions():
+    from firmware_model.decoder import _Ascending, _bin_of, _levels_of, _sorted_bin_counts, _sorted_median
+
+    def same(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        width = float(rng.choice([G_MAX / 8 / 60, G_MAX / 4 / 100, 0.1, 1 / 3]))
+        n = int(rng.integers(0, 2000))
+        values = [rng.random(n) * 30, rng.integers(-3, 40, n) * width,  # on the bin edges, up to rounding
+                  np.concatenate([np.zeros(n // 2), -np.zeros(n // 4), rng.random(n - n // 2 - n // 4)]),
+                  np.repeat(rng.integers(0, 50, n // 50 + 1) * width, 50)[:n], rng.normal(0, 5, n)][trial % 5]
+        values = np.sort(values)
+        assert same(_sorted_bin_counts(values, width), np.bincount(_bin_of(values, width)))
+        if values.size:  # the sign of a middle zero included
+            assert same(np.float64(_sorted_median(values)), np.float64(float(np.median(values))))
+        bounds = np.sort(rng.random(int(rng.integers(1, 10))) * 30)
+        if trial % 4 == 0:
+            bounds = np.round(bounds)  # reads exactly on a bound
+        reads = rng.permutation(np.concatenate([values, bounds, [np.nan, np.inf, -np.inf][:trial % 4]]))
+        assert same(_levels_of(reads, bounds), np.searchsorted(bounds, reads, side="right").astype(np.int16))
+        index = np.arange(values.size) if trial % 3 == 0 else np.flatnonzero(rng.random(values.size) < 0.99)
+        ascending = _Ascending.of(index)
+        assert same(ascending.take(values), values[index])
+        put, plain = np.zeros(values.size, np.int16), np.zeros(values.size, np.int16)
+        ascending.put(put, np.arange(index.size, dtype=np.int16))
+        plain[index] = np.arange(index.size, dtype=np.int16)
+        assert same(put, plain)
+
+
+def test_probe_reading_take_is_devices_indexed():
+    rng = np.random.default_rng(1)
+    reading = ProbeReading(0, 0, rng.random((4, 5)), rng.random((4, 5)).astype(np.float32))
+    flat = reading.devices()
+    for index in (np.arange(40), np.array([3, 25, 1, 39, 0]), np.array([-1, -40, 5]), np.zeros(0, dtype=int),
+                  np.array([[1, 30], [2, 3]]), np.array([25, 5])):
+        taken = reading.take(index)
+        assert taken.dtype == flat.dtype and taken.shape == index.shape and np.array_equal(taken, flat[index])
+    for bad in (np.array([40]), np.array([-41])):
+        with pytest.raises(IndexError):
+            reading.take(bad)
+    with pytest.raises(TypeError):
+        reading.take(np.ones(40, dtype=bool))
+
+
+def test_what_unused_devices_read_never_matters():
+    layout, reading, truth, weight = _tile(8, DAY, SEEDS[0])
+    n = ROWS * COLS
+    reads = reading.devices().copy()
+    used = DriftAwareDecoder().decode(reading, layout, _config(layout, 8)).used
+    reads[~used] = np.where(np.arange(2 * n)[~used] % 2, np.nan, np.inf)
+    other = _reading(layout, reads)
+    for decoder in (NearestMultipleDecoder(), DriftAwareDecoder()):
+        a, b = decoder.decode(reading, layout, _config(layout, 8)), decoder.decode(other, layout, _config(layout, 8))
+        assert np.array_equal(a.levels, b.levels) and np.array_equal(a.centers_us, b.centers_us)
+        assert a.drift_metric == b.drift_metric and a.reference_errors == b.reference_errors
+
+
 def test_deterministic():
     layout, reading, _, _ = _tile(8, YEAR, SEEDS[0])
     config = _config(layout, 8)
