@@ -158,3 +158,23 @@ def test_force_removes_every_file_the_twin_writes_and_leftover_temporaries(tmp_p
     prepare_output_dir(tmp_path, OUTPUT_FILES, force=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     assert "device_pulses.csv" in OUTPUT_FILES
+
+
+def test_torch_threads_default_to_one_and_a_bad_value_names_the_variable(tmp_path, monkeypatch, capsys):
+    import torch
+    from twin.cli import TORCH_THREADS_VARIABLE, _set_torch_threads
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv(TORCH_THREADS_VARIABLE, raising=False)
+        torch.set_num_threads(2)
+        _set_torch_threads()
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv(TORCH_THREADS_VARIABLE, "2")
+        _set_torch_threads()
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv(TORCH_THREADS_VARIABLE, "two")
+        assert main(["run", "scenarios/default.yaml", "--out", str(tmp_path / "out")]) == 2
+        assert TORCH_THREADS_VARIABLE in capsys.readouterr().err
+        assert not (tmp_path / "out").exists()
+    finally:
+        torch.set_num_threads(before)

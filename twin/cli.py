@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import re
 import sys
 import traceback
@@ -325,6 +326,22 @@ def _optimize(args) -> int:
     return 0
 
 
+TORCH_THREADS_VARIABLE = "PCM_TWIN_TORCH_THREADS"
+
+
+def _set_torch_threads() -> None:
+    """torch's intra-op threads for this process: ``PCM_TWIN_TORCH_THREADS``, default 1. The
+    chip's tensors are small to medium and runs are independent: one thread per run is the fast
+    setting (the default scenario: 15 s on one thread, 121 s on two on a loaded two-core machine,
+    docs/performance.md), and sweeps run one process per core. Results do not depend on it."""
+    import torch
+    from twin.scenario.schema import ScenarioError
+    raw = os.environ.get(TORCH_THREADS_VARIABLE, "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1024:
+        raise ScenarioError([(TORCH_THREADS_VARIABLE, f"{raw!r} is not a number of threads (1 .. 1024)")])
+    torch.set_num_threads(int(raw))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from twin.atomic import OutputExistsError
@@ -335,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     from twin.resume import ResumeError
     from firmware_model.policies import PolicyError
     try:
+        if args.command != "validate":
+            _set_torch_threads()
         return {"run": _run, "validate": _validate, "compare": _compare, "optimize": _optimize,
                 "sweep": _sweep}[args.command](args)
     except (ScenarioError, DatasetError, ScenarioBuildError, OutputExistsError, PolicyError, ResumeError) as exc:
