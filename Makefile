@@ -29,8 +29,9 @@ experiments: $(STAMP)
 		$(VENV)/bin/twin compare docs/experiments/$$e.yaml --out docs/experiments/results/$$e --force || exit 1; done
 	$(PY) -m twin.study.experiments.policy_study
 
+# Speed figures (bench/README.md): `make bench`, or `make bench BENCH_ARGS=--quick` for a smoke test.
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV)  # the model cache lives in the user cache folder (docs/pipeline.md)

@@ -1,210 +1,169 @@
-"""Benchmarks (``make bench``): figures reported as ratios against baselines measured in the
-same run, because this machine is shared and noisy. Never asserted in tests.
+"""Speed figures of pcm-twin (``make bench``), issue 11. This machine is shared and noisy, so every
+figure is a ratio against a baseline measured in the same run; none is asserted in tests.
 
-1. The default scenario: wall time and peak memory (in a child process), and the share of
-   wall time spent inside SimPy's own machinery (scheduler, process switching) from a profile.
-2. Device read throughput (drift + 1/f read noise, devices per second) of ``DeviceArray.read``
-   against a bare numpy expression of the same math over the same number of float32 devices.
-3. A fixed numpy workload as the machine-speed baseline for the wall time.
-4. SA step tuning (``anneal_steps`` with its default schedule) on 3,000 Gaussian weights: CPU
-   and wall seconds (this used to be a ``process_time() < 2 s`` assertion in tests/test_quantize.py).
-5. The traffic engine: requests per second of wall time at rho = 0.8, no maintenance, against the
-   floor: a bare SimPy single-server loop (one arrival timeout, one resource request, one service
-   timeout per request) over the same arrivals count.
+    .venv/bin/python bench/run.py [--quick] [--full] [--chip64-days N] [--experiments]
+                                  [--only default,reads,...] [--out bench/results/bench.json]
+
+Sections (modules of bench/; bench/README.md says what each measures and how):
+
+  micro      machine baseline (fixed numpy workload), SA quantizer, traffic engine   bench/micro.py
+  default    default scenario: wall from process start, compute, floor ratio,
+             peak memory, SimPy's own share                                          bench/default_scenario.py
+  reads      DeviceArray.read against numpy of the same correlated math, 2^21      bench/reads.py
+  accuracy   accuracy evaluation: the twin against aihwkit's analog forward          bench/accuracy_eval.py
+  chip64     scenarios/chip64.yaml: wall, peak memory, floor ratio; SimPy share      bench/chip64.py
+  sweep      runs/min through the Dask engine (+ make experiments, --experiments)    bench/sweep_throughput.py
+  scaling    time against devices and against campaigns, log-log, exponents         bench/scaling.py
+
+The floor (bench/floor.py) is the run's own work sequence, recorded from the chip's event bus
+(bench/workload.py), replayed as bare numpy and plain torch in the same process, best of 3.
+JSON (atomic, rewritten after every section) and the scaling plots go to --out's folder.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import pstats
-import resource
-import subprocess
+import os
 import sys
-import tempfile
 import time
+import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* and twin.* from the repository root
 
-ROOT = Path(__file__).resolve().parents[1]
-CHILD = """
-import cProfile, sys, time
-from twin.scenario.schema import load_scenario
-from twin.simulate import simulate
-scenario = load_scenario(sys.argv[1])
-simulate(scenario)  # warm caches: trained network, imports
-if sys.argv[2] == "profile":
-    cProfile.run("simulate(scenario)", sys.argv[3])
-else:
-    start = time.perf_counter(); simulate(scenario); print(time.perf_counter() - start)
-"""
+from bench.common import ROOT, Skip, machine_baseline, machine_facts  # noqa: E402
+from bench.table import print_table  # noqa: E402
+
+SECTIONS = ("micro", "default", "reads", "accuracy", "chip64", "sweep", "scaling")
 
 
-def best(fn, repeats: int) -> float:
-    """Best-of-``repeats`` wall seconds of ``fn()``."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench.json",
+                   help="JSON file (or a folder: bench.json in it); plots beside it (default bench/results/bench.json)")
+    p.add_argument("--quick", action="store_true", help="reduced sizes: a smoke test of every section (minutes)")
+    p.add_argument("--full", action="store_true", help="chip64 for its whole year, scaling up to 1e4 campaigns")
+    p.add_argument("--chip64-days", type=float, default=None,
+                   help="simulated days of chip64 (default 7, --quick 2); a year is extrapolated linearly "
+                        "(--full: the whole year)")
+    p.add_argument("--experiments", action="store_true",
+                   help="also time `make experiments` into a temporary folder (long: tens of minutes)")
+    p.add_argument("--only", help=f"comma-separated sections to run, of {','.join(SECTIONS)}")
+    p.add_argument("--scenario", default="scenarios/default.yaml", help="the default section's scenario")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch threads in the child processes (default 1, as twin's CLI: PCM_TWIN_TORCH_THREADS)")
+    p.add_argument("--timed-repeats", type=int, default=1,
+                   help="default scenario: best of this many timed runs after the warm-up (default 1)")
+    return p
 
 
-def machine_baseline() -> float:
-    """Seconds for a fixed numpy workload (best of 5)."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((400, 400))
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(20):
-            a = np.tanh(a @ a.T / 400)
-        best = min(best, time.perf_counter() - start)
-    return best
+def sizes(args) -> dict:
+    quick = args.quick
+    days = args.chip64_days if args.chip64_days is not None else (2 if quick else 7)
+    return {
+        "default_overrides": ["duration=30 d", "checkpoints.count=10"] if quick else [],
+        "reads": {"n": 1 << 18, "repeats": 3} if quick else {"n": 1 << 21, "repeats": 5},
+        "accuracy": {"programmings": 3, "repeats": 3} if quick else {"programmings": 8, "repeats": 5},
+        "chip64_days": None if args.full else days,
+        "chip64_profile_days": 1 if quick else 2,
+        "sweep": ({"runs": 4, "workers": 2, "overrides": ("duration=10 d", "checkpoints.count=4")} if quick else
+                  {"runs": 8, "workers": 2, "overrides": ("duration=30 d", "checkpoints.count=8")}),
+        "scaling": ({"max_devices": 4e4, "max_campaigns": 30, "timeout_s": 600} if quick else
+                    {"max_devices": 1e7, "max_campaigns": 10000 if args.full else 1000,
+                     "timeout_s": 3600 if args.full else 600}),
+        "micro": {"anneal_repeats": 2, "traffic_requests": 50_000, "traffic_repeats": 2} if quick else
+                 {"anneal_repeats": 5, "traffic_requests": 200_000, "traffic_repeats": 3},
+    }
 
 
-def scenario_figures(scenario: str) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    timed = subprocess.run([sys.executable, "-c", CHILD, scenario, "time"], capture_output=True, text=True,
-                           cwd=ROOT, check=True)
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    wall = float(timed.stdout.strip().splitlines()[-1])
-    with tempfile.TemporaryDirectory() as tmp:
-        prof = str(Path(tmp) / "profile.out")
-        subprocess.run([sys.executable, "-c", CHILD, scenario, "profile", prof], capture_output=True, cwd=ROOT,
-                       check=True)
-        stats = pstats.Stats(prof)
-    total = stats.total_tt
-    simpy_own = sum(tt for (filename, _, _), (_, _, tt, _, _) in stats.stats.items() if "/simpy/" in filename)
-    return {"wall_s": wall, "peak_rss_mb": max(peak_kb, before) / 1024, "simpy_share": simpy_own / total,
-            "profiled_total_s": total}
+def guarded(fn) -> dict:
+    """``fn()``, or what stopped it: ``skipped`` (a reason) or ``error`` (so that a section keeps its other parts)."""
+    try:
+        return fn()
+    except Skip as reason:
+        print(f"[bench]   skipped: {reason}", file=sys.stderr)
+        return {"skipped": str(reason)}
+    except Exception as exc:  # noqa: BLE001
+        print(f"[bench]   failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]}
 
 
-def read_throughput(n: int = 1 << 21, repeats: int = 7) -> dict:
-    from twin.device.pcm import DeviceArray, PCMStatistics
-    from twin.units import DAY
-    devices = DeviceArray(8, PCMStatistics(), torch.randint(0, 9, (n,), generator=torch.Generator().manual_seed(0)))
-    devices.program(0, torch.Generator().manual_seed(1))
-    devices.t_prog_ns[: n // 2] = DAY // 2  # mixed ages, as on a corrected chip
-    generator = torch.Generator().manual_seed(2)
-    g = devices.g_prog.numpy().copy()
-    nu = devices.nu.numpy().copy()
-    age = devices.age_s(DAY).numpy().copy()
-    rng = np.random.default_rng(3)
-    t0, t_read, g_max = 20.0, 250e-9, 25.0
-
-    def bare_numpy() -> np.ndarray:
-        g_drift = g * np.exp(-nu * np.log1p(age / t0)).astype(np.float32)
-        q = np.minimum(0.0088 / np.maximum((np.abs(g) / g_max) ** 0.65, 1e-3), 0.2)
-        sigma = q * np.sqrt(np.log((age + t0 + t_read) / (2 * t_read))).astype(np.float32)
-        return np.maximum(g_drift + np.abs(g_drift) * sigma * rng.standard_normal(n, dtype=np.float32), 0)
-
-    twin_s = best(lambda: devices.read(DAY, generator), repeats)
-    numpy_s = best(bare_numpy, repeats)
-    return {"devices": n, "twin_devices_per_s": n / twin_s, "numpy_devices_per_s": n / numpy_s,
-            "ratio": numpy_s / twin_s}
-
-
-def anneal_figures(n: int = 3000, repeats: int = 5) -> dict:
-    """Best-of-``repeats`` CPU (process) and wall seconds of one default-schedule ``anneal_steps``."""
-    from twin.toolchain.quantize import anneal_steps
-    w = np.random.default_rng(9).normal(0.0, 0.1, n)  # the data of test_anneal_default_schedule_lowers_the_error
-    cpu, wall = float("inf"), float("inf")
-    for _ in range(repeats):
-        cpu_start, wall_start = time.process_time(), time.perf_counter()
-        result = anneal_steps(w)
-        cpu = min(cpu, time.process_time() - cpu_start)
-        wall = min(wall, time.perf_counter() - wall_start)
-    return {"weights": n, "cpu_s": cpu, "wall_s": wall,
-            "error_ratio": result.final_error / result.initial_error}
+def run_section(name: str, args, size: dict, out_path: Path) -> dict:
+    threads = args.torch_threads
+    if name == "micro":
+        from bench.micro import anneal_figures, traffic_figures
+        return {"baseline_s": machine_baseline(), "anneal": anneal_figures(repeats=size["micro"]["anneal_repeats"]),
+                "traffic": traffic_figures(size["micro"]["traffic_requests"], size["micro"]["traffic_repeats"])}
+    if name == "default":
+        from bench.default_scenario import default_figures
+        return default_figures(args.scenario, size["default_overrides"], torch_threads=threads,
+                               timed_repeats=args.timed_repeats)
+    if name == "reads":
+        from bench.reads import read_figures
+        return read_figures(size["reads"]["n"], size["reads"]["repeats"])
+    if name == "accuracy":
+        from bench.accuracy_eval import accuracy_figures
+        return accuracy_figures(size["accuracy"]["programmings"], size["accuracy"]["repeats"])
+    if name == "chip64":
+        from bench.chip64 import SCENARIO, chip64_figures, chip64_profile
+        if not (ROOT / SCENARIO).exists():
+            raise Skip(f"{SCENARIO} does not exist (yet)")
+        return {"run": guarded(lambda: chip64_figures(size["chip64_days"], timeout_s=7200 if args.full else 1800,
+                                                      torch_threads=threads, floor_repeats=1 if args.quick else 3)),
+                "profile": guarded(lambda: chip64_profile(size["chip64_profile_days"], torch_threads=threads))}
+    if name == "sweep":
+        from bench.sweep_throughput import experiments_figures, sweep_figures
+        s = size["sweep"]
+        return {"sweep": guarded(lambda: sweep_figures(s["runs"], s["workers"], s["overrides"])),
+                "experiments": guarded(experiments_figures) if args.experiments else {"skipped": "off (--experiments)"}}
+    if name == "scaling":
+        from bench.scaling import plot, scaling_figures
+        s = size["scaling"]
+        figures = scaling_figures(s["max_devices"], s["max_campaigns"], s["timeout_s"], threads)
+        figures["plots"] = plot(figures, out_path.with_name(out_path.stem + "-scaling"))
+        return figures
+    raise ValueError(name)
 
 
-def traffic_throughput(n: int = 200_000, repeats: int = 3) -> dict:
-    """Best-of-``repeats`` requests/s of the twin's engine and of a bare SimPy M/D/1 loop."""
-    import collections
-
-    import simpy
-
-    from twin.toolchain.specs import TileGeometry
-    from twin.traffic.engine import TrafficEngine
-    from twin.traffic.parameters import PowerSchedule, Windowing, Workload
-    from twin.traffic.service import LayerShape, service_model
-    service = service_model([LayerShape("l", 8, 8, 10, 0)], TileGeometry(16, 8, 8), 100, 1e-9, 1, 0.0, 256)
-    s = service.sequential_ns
-    rate = 0.8 * 1e9 / s
-    duration = int(n / rate * 1e9)
-
-    def twin_engine() -> None:
-        env = simpy.Environment()
-        engine = TrafficEngine(env, service, Workload(rate=rate), PowerSchedule(), Windowing(), duration,
-                               service.n_tiles, np.random.default_rng(1))
-        engine.start()
-        env.run(until=duration)
-        engine.finish()
-
-    def bare_simpy() -> None:
-        env = simpy.Environment()
-        server = simpy.Resource(env, capacity=1)
-        gaps = np.random.default_rng(1).exponential(1e9 / rate, n).astype(np.int64)
-        queue: collections.deque = collections.deque()
-        waiting: list = [None]
-
-        def source():
-            for gap in gaps.tolist():
-                yield env.timeout(gap)
-                queue.append(env.now)
-                if waiting[0] is not None and not waiting[0].triggered:
-                    waiting[0].succeed()
-
-        def serve():
-            while True:
-                if not queue:
-                    waiting[0] = env.event()
-                    yield waiting[0]
-                queue.popleft()
-                with server.request() as request:
-                    yield request
-                    yield env.timeout(s)
-
-        env.process(source())
-        env.process(serve())
-        env.run(until=duration)
-
-    twin_s, bare_s = best(twin_engine, repeats), best(bare_simpy, repeats)
-    return {"requests": n, "twin_requests_per_s": n / twin_s, "bare_simpy_requests_per_s": n / bare_s,
-            "ratio": bare_s / twin_s}
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="scenarios/default.yaml")
-    parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
-    args = parser.parse_args()
-    baseline = machine_baseline()
-    scenario = scenario_figures(args.scenario)
-    reads = read_throughput()
-    anneal = anneal_figures()
-    traffic = traffic_throughput()
-    figures = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
-                           "torch_threads": torch.get_num_threads(), "baseline_s": baseline},
-               "scenario": {**scenario, "wall_over_baseline": scenario["wall_s"] / baseline},
-               "device_reads": reads,
-               "anneal": {**anneal, "wall_over_baseline": anneal["wall_s"] / baseline},
-               "traffic": traffic}
-    print(f"machine baseline (fixed numpy workload): {baseline:.3f} s")
-    print(f"default scenario: {scenario['wall_s']:.1f} s wall ({scenario['wall_s'] / baseline:.0f} x baseline), "
-          f"peak {scenario['peak_rss_mb']:.0f} MB, SimPy's own share {100 * scenario['simpy_share']:.1f}%")
-    print(f"device reads: twin {reads['twin_devices_per_s'] / 1e6:.1f} M/s, bare numpy "
-          f"{reads['numpy_devices_per_s'] / 1e6:.1f} M/s, ratio {reads['ratio']:.2f}")
-    print(f"SA step tuning (anneal_steps, default schedule, {anneal['weights']} weights): "
-          f"{anneal['cpu_s']:.2f} s CPU, {anneal['wall_s']:.2f} s wall ({anneal['wall_s'] / baseline:.0f} x baseline)")
-    print(f"traffic engine: {traffic['twin_requests_per_s'] / 1e3:.0f} k requests/s, bare SimPy loop "
-          f"{traffic['bare_simpy_requests_per_s'] / 1e3:.0f} k/s, ratio {traffic['ratio']:.2f}")
-    if args.out:
-        args.out.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out_path = args.out / "bench.json" if args.out.is_dir() or args.out.suffix != ".json" else args.out
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    chosen = SECTIONS if not args.only else tuple(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = set(chosen) - set(SECTIONS)
+    if unknown:
+        print(f"--only: unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    size = sizes(args)
+    from twin.atomic import atomic_write_json
+    report = {"started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "command": " ".join(["bench/run.py"] + (argv if argv is not None else sys.argv[1:])),
+              "quick": args.quick, "full": args.full, "sizes": size, "machine": machine_facts(),
+              "sections": {}, "section_wall_s": {}}
+    started = time.perf_counter()
+    for name in chosen:
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        try:
+            report["sections"][name] = run_section(name, args, size, out_path)
+        except Skip as reason:
+            report["sections"][name] = {"skipped": str(reason)}
+            print(f"[bench] {name} skipped: {reason}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 (one section failing must not lose the others)
+            report["sections"][name] = {"error": f"{type(exc).__name__}: {exc}",
+                                        "traceback": traceback.format_exc()[-4000:]}
+            print(f"[bench] {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        report["section_wall_s"][name] = time.perf_counter() - t
+        report["total_wall_s"] = time.perf_counter() - started
+        report["machine"]["loadavg_end"] = list(os.getloadavg())
+        atomic_write_json(out_path, report)
+        print(f"[bench] {name} done in {report['section_wall_s'][name]:.0f} s", file=sys.stderr, flush=True)
+    end = machine_facts()  # others may commit while the bench runs: say so
+    report["machine"]["git_commit_end"], report["machine"]["git_dirty_end"] = end["git_commit"], end["git_dirty"]
+    atomic_write_json(out_path, report)
+    print_table(report)
+    print(f"figures: {out_path}")
     return 0
 
 
