@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import traceback
@@ -51,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also time `make experiments` into a temporary folder (long: tens of minutes)")
     p.add_argument("--only", help=f"comma-separated sections to run, of {','.join(SECTIONS)}")
     p.add_argument("--scenario", default="scenarios/default.yaml", help="the default section's scenario")
-    p.add_argument("--torch-threads", type=int, default=1,
-                   help="torch threads in the child processes (default 1, as twin's CLI: PCM_TWIN_TORCH_THREADS)")
+    p.add_argument("--torch-threads", type=int, default=int(os.environ.get("PCM_TWIN_TORCH_THREADS", "1")),
+                   help="torch threads here and in every child process, `twin run` included (default: as twin's "
+                        "CLI, PCM_TWIN_TORCH_THREADS or 1)")
     p.add_argument("--timed-repeats", type=int, default=1,
                    help="default scenario: best of this many timed runs after the warm-up (default 1)")
     return p
@@ -128,6 +130,9 @@ def run_section(name: str, args, size: dict, out_path: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # a SIGTERM (make interrupted, a job killed) unwinds like Ctrl-C: the child processes, each in its
+    # own session, are ended with it (bench/common.py spawn) and temporary folders removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     out_path = args.out / "bench.json" if args.out.is_dir() or args.out.suffix != ".json" else args.out
     out_path.parent.mkdir(parents=True, exist_ok=True)
     chosen = SECTIONS if not args.only else tuple(s.strip() for s in args.only.split(",") if s.strip())
@@ -136,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--only: unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
     size = sizes(args)
+    # one torch setting for the whole bench: here (reads, accuracy, micro), the bench's child processes,
+    # and `twin run` (it reads the variable)
+    os.environ["PCM_TWIN_TORCH_THREADS"] = str(args.torch_threads)
+    import torch
+    torch.set_num_threads(args.torch_threads)
     from twin.atomic import atomic_write_json
     report = {"started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "command": " ".join(["bench/run.py"] + (argv if argv is not None else sys.argv[1:])),
