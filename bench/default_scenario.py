@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import ROOT, run_child, spawn
+from bench.common import run_child, spawn
 
 __all__ = ["default_figures"]
 

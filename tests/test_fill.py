@@ -49,7 +49,7 @@ def test_synthetic_fill_puts_a_weight_on_every_weight_cell_of_every_tile(geometr
     mapping = ChipMapping({"a": (5, 20), "b": (3, 7)}, geometry, LEVELS)
     real = network_levels(mapping)
     fill = synthetic_fill(mapping, real, tiles, np.random.default_rng(1))
-    g, cells = geometry, geometry.rows * geometry.cols
+    g = geometry
     by_tile = fill.levels.reshape(tiles, 2, g.rows, g.cols)
     weight = fill.weight.reshape(tiles, 2, g.rows, g.cols)
     assert weight[:, :, :g.weight_rows, :].all() and not weight[:, :, g.weight_rows:, :].any()

@@ -13,9 +13,8 @@ from the round-by-round session but not the statistics (tests/test_pv_kernel.py:
 two-sample KS test, the default scenario over 20 programmings against tests/fixtures/).
 
 It covers the default pulse model: fixed partial-SET steps and one read per verify, with or
-without injected faults (stuck devices, dead tiles and failed pulses act as in
-:mod:`twin.device.faults`, failures drawn from the faults' own stream; a tile's death is taken
-at the session's start). :func:`supports` says whether a session qualifies; the others run round
+without injected faults (the devices' :class:`~twin.device.faults.DeviceFaults` act on every
+round's pulses and reads, as in the round model; a tile's death is taken at the session's start). :func:`supports` says whether a session qualifies; the others run round
 by round (``twin.chip.pulse_generator``), which is also the ``round`` and ``pulse``
 granularities' path and the validation reference.
 """
@@ -32,6 +31,8 @@ from twin.device.parameters import PulseParameters
 from twin.device.program_verify import SessionResult
 
 __all__ = ["RoundCounts", "KernelOutcome", "supports", "program_verify"]
+
+_FAILED = 4  # the state block's row of failed pulses per device, when faults are injected
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,11 @@ def program_verify(devices: DeviceModel, index: torch.Tensor, g_target: torch.Te
     # first "read" a hit (that read is drawn but neither kept nor charged).
     hi = np.where(level0, -np.inf, target + band).astype(np.float32)
     half = np.where(level0, np.inf, band).astype(np.float32)
-    # The active devices' (g, target, hi, half[, fault rows]) as one block: compacting it is one indexing.
+    # The active devices' (g, target, hi, half[, failed pulses]) as one block: compacting it is one indexing.
     rows = [g, target[active], hi[active], half[active]]
-    faults = _SessionFaults.of(devices, index, now_ns)
+    faults = getattr(devices, "faults", None)  # twin.device.faults, applied as in the round model
     if faults is not None:
-        rows += faults.rows(active)
+        rows.append(np.zeros(active.size, np.float32))
     state = np.stack(rows)
     scale = devices.statistics.params.prog_noise_scale
     set_mean, set_std = np.float32(params.partial_set_step_mean_us), np.float32(params.partial_set_step_std_us * scale)
@@ -143,16 +144,19 @@ def program_verify(devices: DeviceModel, index: torch.Tensor, g_target: torch.Te
         np.maximum(step, 0.0, out=step)
         after = np.where(is_reset, 0.0, g)  # RESET lands at the draw, a partial-SET adds it
         after += step
-        if faults is not None:
-            after = faults.pulsed(state, after)
+        if faults is not None:  # the pulse is spent either way; a tile's death is taken at the session's start
+            where = index[torch.from_numpy(active)]
+            held, failed = faults.pulsed(now_ns, where, torch.from_numpy(g.copy()), torch.from_numpy(after))
+            after = held.numpy()
+            state[_FAILED] += failed.numpy()
         state[0] = g = after
         read = devices.verify_noise_relative(g)
         read *= z[1]
         read += 1.0
         read *= g  # g (1 + sigma_rel z)
         np.maximum(read, 0.0, out=read)
-        if faults is not None:
-            read = faults.sensed(state, read)
+        if faults is not None:  # a stuck device or a dead tile is sensed as such
+            read = faults.sensed(now_ns, where, torch.from_numpy(read)).numpy()
         hit = np.subtract(read, tgt, out=z[0])
         hit = np.abs(hit, out=hit) <= half_
         resets.append(int(np.count_nonzero(is_reset)))
@@ -169,7 +173,7 @@ def program_verify(devices: DeviceModel, index: torch.Tensor, g_target: torch.Te
     for pos, end, n_pulses, ok in retired:  # end: the state rows, then the last read
         pulses[pos], g_final[pos], last_read[pos], converged[pos] = n_pulses, end[0], end[-1], ok
         if failed is not None:
-            failed[pos] = end[_SessionFaults.FAILED]
+            failed[pos] = end[_FAILED]
     reset_to_zero = level0 & (pulses > 0)
     last_read[reset_to_zero] = initial_read[reset_to_zero]
     counts = _round_counts(pulses, level0, line, np.asarray(resets, dtype=np.int64), init_devices, init_rows)
@@ -178,45 +182,6 @@ def program_verify(devices: DeviceModel, index: torch.Tensor, g_target: torch.Te
                            reset=int(counts.reset.sum()), rounds=counts.rounds,
                            failed_pulses=None if failed is None else torch.from_numpy(failed))
     return KernelOutcome(result, counts, index, g_target, g_final)
-
-
-class _SessionFaults:
-    """The injected faults of a session's devices (twin.device.faults), as extra rows of the
-    kernel's state block: stuck (0/1), the stuck conductance, dead (0/1), failed pulses so far."""
-
-    STUCK, STUCK_US, DEAD, FAILED = 4, 5, 6, 7
-
-    def __init__(self, faults, index: torch.Tensor, now_ns: int) -> None:
-        self.faults = faults
-        self.stuck = faults.stuck[index].numpy().astype(np.float32)
-        self.stuck_us = faults.stuck_us[index].numpy().astype(np.float32)
-        self.dead = (faults.dead_from_ns[index] <= int(now_ns)).numpy().astype(np.float32)
-        self.p_fail = faults.pulse_failure_probability
-
-    @classmethod
-    def of(cls, devices: DeviceModel, index: torch.Tensor, now_ns: int) -> _SessionFaults | None:
-        faults = getattr(devices, "faults", None)
-        return None if faults is None else cls(faults, index, now_ns)
-
-    def rows(self, active: np.ndarray) -> list[np.ndarray]:
-        return [self.stuck[active], self.stuck_us[active], self.dead[active], np.zeros(active.size, np.float32)]
-
-    def pulsed(self, state: np.ndarray, after: np.ndarray) -> np.ndarray:
-        """As DeviceFaults.pulsed: a failed pulse or a dead tile leaves the device where it was, a
-        stuck device stays at its value; failures are drawn (from the faults' stream) only when
-        their probability is > 0, so an empty fault section changes no draw."""
-        before = state[0]
-        if self.p_fail > 0 and after.size:
-            failed = (torch.rand(after.shape, generator=self.faults.generator) < self.p_fail).numpy()
-            after = np.where(failed, before, after)
-            state[self.FAILED] += failed
-        after = np.where(state[self.STUCK] > 0, state[self.STUCK_US], after)
-        return np.where(state[self.DEAD] > 0, before, after)
-
-    def sensed(self, state: np.ndarray, read: np.ndarray) -> np.ndarray:
-        """A stuck device reads its value, a dead tile the ADC floor (0)."""
-        read = np.where(state[self.STUCK] > 0, state[self.STUCK_US], read)
-        return np.where(state[self.DEAD] > 0, np.float32(0.0), read)
 
 
 def _lines(line: np.ndarray) -> int:

@@ -33,6 +33,7 @@ from twin.scenario.policies import (ANALOG_POLICIES, POLICY_NAMES, CustomPolicy,
                                    ThresholdPolicy)
 from twin.scenario.traffic import TrafficConfig, check_traffic
 from twin.scenario.faults import FaultsConfig, faults_line, faults_problem
+from twin.scenario.device import device_problem
 from firmware_model.controller import MAX_DEFER_CHECKS
 from twin.units import SECOND, YEAR, duration_label
 
@@ -248,24 +249,10 @@ class Scenario(_Config):
         return self
 
     @model_validator(mode="after")
-    def _cuda_runs_the_kernel(self) -> Scenario:
-        """On cuda only the one-pass program-and-verify and fault-free chips are supported: the
-        round-by-round model, faults and inference traffic keep their state on the cpu."""
-        if self.simulation.device != "cuda":
-            return self
-        pulses = self.chip.pulse_generator
-        unsupported = [(self.simulation.granularity != "campaign", "simulation.granularity",
-                        f"{self.simulation.granularity} runs the round-by-round model"),
-                       (pulses.partial_set_step_mode != "fixed", "chip.pulse_generator.partial_set_step_mode",
-                        "adaptive steps run the round-by-round model"),
-                       (pulses.verify_reads != 1, "chip.pulse_generator.verify_reads",
-                        "several verify reads run the round-by-round model"),
-                       (self.faults is not None, "faults", "injected faults"),
-                       (self.traffic is not None, "traffic", "inference traffic")]
-        for bad, field, why in unsupported:
-            if bad:
-                raise field_error(field, f"{why}, which simulation.device: cuda does not support yet; "
-                                  "use simulation.device: cpu")
+    def _device_runs_it(self) -> Scenario:
+        problem = device_problem(self)
+        if problem:
+            raise field_error(*problem)
         return self
 
     @model_validator(mode="after")
