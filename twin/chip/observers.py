@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -322,7 +322,7 @@ class AvailabilityObserver:
         self.busy, self.off, self._off_since = list(state["busy"]), list(state["off"]), state["off_since"]
 
 
-_OBSERVERS = ("campaigns", "scoring", "accuracy", "wear", "availability", "trace", "faults")
+_OBSERVERS = ("campaigns", "scoring", "accuracy", "wear", "availability", "trace", "faults", "baselines", "waveforms")
 
 TRACE_MAX_ROWS = 1_000_000
 """Rows the event trace keeps (about 200 MB of rows at most); later events are counted, not kept."""
@@ -378,6 +378,8 @@ class Observers:
     availability: AvailabilityObserver
     trace: EventTrace | None = None
     faults: FaultScorer | None = None  # injected faults and what became of them (docs/faults.md)
+    baselines: Any = None  # twin.chip.baselines.BaselineAccuracy: the same chip left alone (no correction)
+    waveforms: Any = None  # twin.report.vcd's recorder when outputs.vcd is set (docs/waveforms.md)
 
     def attach(self, bus: EventBus) -> None:
         bus.attach(self.ledger, Charge)
