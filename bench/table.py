@@ -56,6 +56,9 @@ def rows(report: dict) -> list[tuple[str, str, str, str, str]]:
         d = sec["default"]
         label = "default" + (f" ({', '.join(d['overrides'])})" if d["overrides"] else "")
         add(f"{label}: wall from process start", "", _s(d["wall_s"]), None, f"`{d['cli']['command']}`")
+        if d.get("report_wall_s") is not None:
+            add(f"{label}: report (twin report, apart)", "", _s(d["report_wall_s"]), None,
+                "report.html and its plots from the run folder, a process of its own")
         add(f"{label}: compute (simulate after warm-up)", "<= 5 s", _s(d["compute_s"]), d["compute_s"] <= 5,
             f"warm-up build {d['warmup_build_s']:.1f} s + run {d['warmup_run_s']:.1f} s")
         f = d.get("floor") or {}

@@ -29,7 +29,7 @@ from twin.chip import events as _events
 __all__ = ["OP_PV", "OP_PROBE", "OP_ACCURACY", "WorkSequence", "WorkRecorder", "program_round_types"]
 
 OP_PV, OP_PROBE, OP_ACCURACY = 0, 1, 2
-OP_NAMES = {OP_PV: "pv_round", OP_PROBE: "probe", OP_ACCURACY: "accuracy_sample"}
+OP_NAMES = {OP_PV: "pv_round", OP_PROBE: "probe", OP_ACCURACY: "accuracy_forward"}
 
 
 def program_round_types() -> tuple[type, ...]:
@@ -38,11 +38,15 @@ def program_round_types() -> tuple[type, ...]:
     return tuple(getattr(_events, name) for name in ("ProgramRounds", "ProgramRound") if hasattr(_events, name))
 
 
+BASELINE_FORWARDS = 2
+"""Forward passes per accuracy sample of the unmaintained baselines (left alone, GDC only)."""
+
+
 @dataclass(frozen=True)
 class WorkSequence:
     """One run's work, in order. ``kind[i]`` is an OP_* code and ``size[i]`` the devices it touches:
     for a P&V round max(pulses, verify device reads), for a probe the devices drawn, for an
-    accuracy sample the images of one forward pass (each sample its own entry)."""
+    accuracy forward pass its images (per sample the run's and the two baselines', each its own entry)."""
 
     kind: np.ndarray  # int8
     size: np.ndarray  # int64
@@ -143,10 +147,14 @@ class WorkRecorder:
         if self._checkpoint_started is not None:
             self.checkpoint_s += time.perf_counter() - self._checkpoint_started
             self._checkpoint_started = None
-        self._kind.append(np.full(self.samples, OP_ACCURACY, dtype=np.int8))
-        self._size.append(np.full(self.samples, self.images, dtype=np.int64))
+        # per sample: the run's forward pass and the unmaintained baselines' two (twin.chip.accuracy:
+        # without and with GDC); the baselines' device reads are left out, as the run's are
+        forwards = self.samples * (1 + BASELINE_FORWARDS)
+        self._kind.append(np.full(forwards, OP_ACCURACY, dtype=np.int8))
+        self._size.append(np.full(forwards, self.images, dtype=np.int64))
         self._add("checkpoints", 1)
         self._add("accuracy_samples", self.samples)
+        self._add("baseline_forwards", self.samples * BASELINE_FORWARDS)
 
     # --- result ----------------------------------------------------------------------------
     def sequence(self) -> WorkSequence:
@@ -157,7 +165,7 @@ class WorkRecorder:
                                 "initial_partial_set", "initial_reset", "initial_verify_devices",
                                 "initial_verify_rows", "initial_rounds", "initial_round_events", "probes",
                                 "probe_devices_drawn", "probe_devices_charged", "checkpoints",
-                                "accuracy_samples"), 0)
+                                "accuracy_samples", "baseline_forwards"), 0)
         totals.update(self._t)
         totals["pulses"] = totals["partial_set"] + totals["reset"]
         totals["initial_pulses"] = totals["initial_partial_set"] + totals["initial_reset"]

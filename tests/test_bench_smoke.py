@@ -19,7 +19,7 @@ from twin.units import DAY
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.*
 from bench.floor import floor_seconds  # noqa: E402
-from bench.workload import OP_ACCURACY, OP_PROBE, OP_PV, WorkRecorder  # noqa: E402
+from bench.workload import BASELINE_FORWARDS, OP_ACCURACY, OP_PROBE, OP_PV, WorkRecorder  # noqa: E402
 
 CHECKPOINTS = (DAY // 2, 5 * DAY, 10 * DAY)
 
@@ -56,7 +56,9 @@ def test_recorded_work_matches_the_ledger(granularity):
     assert int(seq.pulses.sum()) == t["pulses"] + t["initial_pulses"]
     assert int(seq.pulses[~seq.initial].sum()) == t["pulses"]
     assert (seq.kind == OP_PROBE).sum() == probe_commands
-    assert (seq.kind == OP_ACCURACY).sum() == t["accuracy_samples"]
+    # per sample the run's forward pass and the unmaintained baselines' two (left alone, GDC only)
+    assert t["baseline_forwards"] == BASELINE_FORWARDS * t["accuracy_samples"]
+    assert (seq.kind == OP_ACCURACY).sum() == t["accuracy_samples"] + t["baseline_forwards"]
     first_probe = int(np.flatnonzero(seq.kind == OP_PROBE)[0])
     assert seq.initial[: int((seq.kind[:first_probe] == OP_PV).sum())].all()  # deployment comes first
 
@@ -72,8 +74,8 @@ def test_the_recorder_takes_per_round_and_per_session_events():
     recorder.on_command(SimpleNamespace(kind="probe", done=True, tile=1))
     recorder.on_checkpoint(SimpleNamespace())
     seq = recorder.sequence()
-    assert seq.kind.tolist() == [OP_PV] * 4 + [OP_PROBE] + [OP_ACCURACY] * 2
-    assert seq.size.tolist() == [4, 9, 2, 1, 7, 8, 8]  # max(pulses, verify reads); drawn devices; images
+    assert seq.kind.tolist() == [OP_PV] * 4 + [OP_PROBE] + [OP_ACCURACY] * 2 * (1 + BASELINE_FORWARDS)
+    assert seq.size.tolist() == [4, 9, 2, 1, 7] + [8] * 6  # max(pulses, verify reads); drawn devices; images
     assert seq.pulses.tolist() == [4, 6, 2, 1]
     assert seq.totals["pulses"] == 4 and seq.totals["initial_pulses"] == 9 and seq.totals["initial_rounds"] == 3
 

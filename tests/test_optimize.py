@@ -28,9 +28,13 @@ def test_optimize_reports_a_feasible_interval_with_its_margin(tmp_path, capsys):
     assert result["policy"] == "periodic" and "method" in result
 
 
-def test_optimize_says_infeasible_plainly(capsys):
-    assert main(_args("--accuracy-floor", "0.999", "--lo", "1 d", "--hi", "4 d", "--max-evaluations", "2")) == 0
-    assert capsys.readouterr().out.startswith("infeasible")
+def test_optimize_says_infeasible_plainly_and_exits_3(capsys):
+    from twin.cli import INFEASIBLE
+    assert INFEASIBLE == 3  # docs/errors.md: a change from the 0 of earlier versions
+    assert main(_args("--accuracy-floor", "0.999", "--lo", "1 d", "--hi", "4 d", "--max-evaluations", "2")) == 3
+    captured = capsys.readouterr()
+    assert captured.out.startswith("infeasible")
+    assert "no feasible value" in captured.err
 
 
 def test_optimize_rejects_a_bad_range(capsys):

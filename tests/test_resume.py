@@ -164,7 +164,8 @@ def test_a_full_disk_exits_4_and_keeps_a_checkpoint_to_resume_from(tmp_path, sho
         os.umask(old_umask)
     assert "resuming from" in capsys.readouterr().err
     assert _summary(out) == short
-    assert {oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == {"0o640"}
+    assert {oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()} == {"0o640"}
+    assert {oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_dir()} == {"0o750"}  # the report's plots/
 
 
 def test_runs_with_traffic_take_no_checkpoints_and_cannot_be_resumed(tmp_path, capsys):

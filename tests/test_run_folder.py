@@ -213,3 +213,18 @@ def test_atomic_writes_honour_the_umask(tmp_path, umask, mode):
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == mode and (tmp_path / "a.txt").read_text() == "second"
     assert modes == {CLAIM: mode, INCOMPLETE: mode}
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_force_clears_an_earlier_report_but_leaves_a_users_own_file(tmp_path):
+    from twin.atomic import prepare_output_dir
+    (tmp_path / "plots").mkdir()
+    for name in ("accuracy.png", "accuracy.svg", ".wear.png.123.tmp"):
+        (tmp_path / "plots" / name).write_bytes(b"old")
+    (tmp_path / "report.html").write_text("old report")
+    prepare_output_dir(tmp_path, NAMES, force=True)
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "plots").exists()
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "accuracy.png").write_bytes(b"old")
+    (tmp_path / "plots" / "notes.txt").write_text("mine")
+    prepare_output_dir(tmp_path, NAMES, force=True)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["notes.txt"]

@@ -81,7 +81,7 @@ def test_sweep_writes_runs_and_resumes(tmp_path, capsys):
     lost = table[1]["run"]
     (out / lost / "summary.json").unlink()
     starts = {r["run"]: len((out / r["run"] / START_MARKER).read_text().splitlines()) for r in table}
-    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1"]) == 0  # not -q: its summary line
     again = {r["run"]: len((out / r["run"] / START_MARKER).read_text().splitlines()) for r in table}
     assert {k for k in again if again[k] != starts[k]} == {lost}
     assert [r["status"] for r in rows(out)] == ["ok"] * 4

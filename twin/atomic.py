@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -102,6 +103,26 @@ def temporary_files(directory: Path, name: str) -> list[Path]:
     return list(Path(directory).glob(f".{name}.*.tmp"))
 
 
+DERIVED_FILE_PATTERNS = ("*.png", "*.svg", ".*.tmp")
+"""What the twin writes in a folder of its outputs (a report's ``plots/``): the only files removed there."""
+
+
+def remove_output(path: Path) -> None:
+    """Remove one output of an earlier run; nothing if absent. A folder (a report's ``plots/``)
+    loses only the files the twin writes there (:data:`DERIVED_FILE_PATTERNS`), and then itself
+    if nothing else is left: a user's own file in it stays. A symbolic link is removed, never followed."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        path.unlink(missing_ok=True)
+        return
+    for pattern in DERIVED_FILE_PATTERNS:
+        for child in path.glob(pattern):
+            if child.is_file() or child.is_symlink():
+                child.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: what is left is not ours
+        path.rmdir()
+
+
 def prepare_output_dir(directory: Path, names: list[str], force: bool) -> Path:
     """Create ``directory``; refuse if any of ``names`` already exists there unless ``force``.
 
@@ -121,7 +142,7 @@ def prepare_output_dir(directory: Path, names: list[str], force: bool) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     if force:
         for name in names:
-            (directory / name).unlink(missing_ok=True)
+            remove_output(directory / name)
             for leftover in temporary_files(directory, name):
                 leftover.unlink(missing_ok=True)
     return directory

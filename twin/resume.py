@@ -22,6 +22,7 @@ from pathlib import Path
 
 from twin.atomic import atomic_write_with
 from twin.chip.events import Waiting
+from twin.log import attach_chip_log
 from twin.report.records import Result, collect
 from twin.scenario.build import Assembly, build
 from twin.scenario.schema import Scenario
@@ -30,7 +31,8 @@ __all__ = ["CHECKPOINT_FILE", "CheckpointSchedule", "Checkpointer", "ResumeError
            "run_checkpointed"]
 
 CHECKPOINT_FILE = "checkpoint.pkl"
-FORMAT = 2  # of the pickled checkpoint; another format is refused, not guessed at (2: the state inline)
+FORMAT = 3  # of the pickled checkpoint; another format is refused, not guessed at (3: with the unmaintained
+# baselines and the waveform recorder; 2: the state inline)
 
 
 class ResumeError(ValueError):
@@ -131,6 +133,7 @@ def run_checkpointed(scenario: Scenario, folder: Path, schedule: CheckpointSched
     restored = resume and checkpoint.exists()
     payload = load_checkpoint(checkpoint) if restored else None  # an unreadable one before the build
     assembly = build(scenario, progress)
+    chip_log = attach_chip_log(assembly)  # campaigns and faults on stderr (twin.log); reads events only
     if payload is not None:
         try:
             assembly.restore(payload["state"])
@@ -151,4 +154,6 @@ def run_checkpointed(scenario: Scenario, folder: Path, schedule: CheckpointSched
     except OSError as exc:  # a checkpoint write failed inside the controller's SimPy step
         # SimPy re-raises a copy of a process's exception, without its file name: raise the original
         raise exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    if chip_log is not None:
+        chip_log.finish()
     return collect(assembly, wall_before + time.perf_counter() - started)

@@ -233,7 +233,7 @@ def open_run_folder(directory: Path, names: list[str], *, force: bool = False, r
                                         f"(no {INCOMPLETE} marker)")
             for name in every:
                 if name not in keep and name != INCOMPLETE:
-                    (directory / name).unlink(missing_ok=True)  # a part of the outputs a killed run wrote
+                    atomic.remove_output(directory / name)  # a part of the outputs a killed run wrote
                 for leftover in atomic.temporary_files(directory, name):
                     leftover.unlink(missing_ok=True)
         else:

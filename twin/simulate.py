@@ -12,9 +12,11 @@ Building happens in :mod:`twin.scenario.build`, records in :mod:`twin.report.rec
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
+from twin.log import attach_chip_log
 from twin.report.records import SCHEMA_VERSION, Result, collect
 from twin.report.writers import OUTPUT_FILES, write_outputs
 from twin.scenario.build import Assembly, ScenarioBuildError, build
@@ -28,5 +30,8 @@ def simulate(scenario: Scenario, progress: Callable[[int], None] | None = None) 
     """Build the chip for ``scenario``, run the whole deployment, return the results."""
     started = time.perf_counter()
     assembly = build(scenario, progress)
+    chip_log = attach_chip_log(assembly, logging.DEBUG)  # a child of compare or sweep: its campaigns with -v only
     assembly.run()
+    if chip_log is not None:
+        chip_log.finish()
     return collect(assembly, time.perf_counter() - started)

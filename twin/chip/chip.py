@@ -20,7 +20,7 @@ import torch
 
 from firmware_model.controller import Controller
 from firmware_model.interface import Halt, OffchipData, OffchipRead, Probe, Program, Wait
-from twin.chip.events import Charge, Checkpoint, Command, Decision, EventBus, StateChange, Waiting
+from twin.chip.events import Charge, Checkpoint, Command, Decision, Deployed, EventBus, StateChange, Waiting
 from twin.chip.faults import ChipFaults
 from twin.chip.ledger import CostModel
 from twin.chip.offchip import OffchipMemory
@@ -216,6 +216,7 @@ class Chip:
                     t.mark_busy(0, self.env.now, "deploy")
                 self.traffic.release_all(held[replica])
         self.deployed_at_ns = self.env.now
+        self.bus.emit(Deployed(self.env.now, "chip"))
 
     def _controller(self, programming: simpy.Process | None) -> Generator[simpy.Event, None, None]:
         if programming is not None:

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Event", "Charge", "StateChange", "Command", "Busy", "ProgramRounds", "Programmed", "Decision", "Checkpoint",
-           "Power", "Fault", "Waiting", "Observer", "EventBus"]
+__all__ = ["TRACE_MAX_ROWS", "Event", "Charge", "StateChange", "Command", "Busy", "ProgramRounds", "Programmed", "Decision", "Checkpoint",
+           "Deployed", "Pulse", "Power", "Fault", "Waiting", "Observer", "EventBus"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,17 @@ class Decision(Event):
 
 
 @dataclass(frozen=True)
+class Pulse(Event):
+    """One pulse on a channel of the pulse generator, ``t_ns`` to ``end_ns``, of ``kind``
+    (``partial_set`` or ``reset``) for ``tile``: emitted in ``simulation.granularity: pulse`` only
+    (the other granularities model rounds, not pulses; docs/waveforms.md)."""
+
+    end_ns: int
+    tile: int
+    kind: str
+
+
+@dataclass(frozen=True)
 class Power(Event):
     """The chip powered off (``on`` False) or back on (the power schedule, docs/traffic.md)."""
 
@@ -138,12 +149,22 @@ class Checkpoint(Event):
 
 
 @dataclass(frozen=True)
+class Deployed(Event):
+    """The first programming is over: every mapped tile holds its weights (before any correction)."""
+
+
+@dataclass(frozen=True)
 class Waiting(Event):
     """The controller goes to sleep until ``until_ns`` (the firmware's ``Wait``): no command of
     the firmware is in flight, so a run can be snapshotted here (``Assembly.snapshot``)."""
 
     until_ns: int
 
+
+TRACE_MAX_ROWS = 1_000_000
+"""Rows the event trace (twin.chip.observers.EventTrace) keeps (about 200 MB of rows at most); later
+events are counted, not kept. Here, with the events, so that readers of the outputs (the data
+dictionary) need not load the chip."""
 
 Observer = Callable[[Event], None]
 

@@ -3,23 +3,22 @@
 Each is attached to the chip's bus from outside (``twin.scenario.build``) and keeps its own
 state, so a snapshot can save and restore it (``state`` / ``load_state``). Two of them are the
 experimenter, not the chip: :class:`ScoringObserver` holds the original levels (the truth the
-firmware never sees) and :class:`AccuracyObserver` holds the test set.
+firmware never sees) and :class:`AccuracyObserver` (twin.chip.accuracy) holds the test set.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from twin.chip.events import Busy, Charge, Checkpoint, Command, Decision, Event, EventBus, Power, ProgramRounds, Programmed
+from twin.chip.events import TRACE_MAX_ROWS, Busy, Charge, Command, Decision, Event, EventBus, Power, ProgramRounds, Programmed
 from twin.chip.ledger import Ledger
 from twin.intervals import intersected, merged
-from twin.toolchain.readout import Deployment, PeripheryConfig, accuracy_of, readback_weights
+from twin.chip.accuracy import AccuracyObserver, CheckpointRow, UnmaintainedBaselines
 
 if TYPE_CHECKING:  # twin.chip.faults imports this module
     from twin.chip.faults import FaultScorer
@@ -185,70 +184,6 @@ class ScoringObserver:
         self.scores = copy.deepcopy(state["scores"])
 
 
-@dataclass
-class CheckpointRow:
-    t_ns: int
-    accuracy: float
-    accuracy_std: float
-    campaigns: int
-    pulses: int
-    energy_j: float
-
-
-class AccuracyObserver:
-    """Test accuracy at each checkpoint: ``samples`` independent reads of the chip as it stands.
-
-    ``readout`` carries the network's structure and biases (crossbar weights stripped), the
-    encoding and the reference-cell targets for GDC; the test set lives here only. ``gdc``:
-    whether the MVM output is drift-compensated (default: as the chip runs); a second observer
-    with the other setting measures the same programming both ways.
-    """
-
-    def __init__(self, chip, ledger: Ledger, readout: Deployment, x_test: torch.Tensor, y_test: torch.Tensor,
-                 generator: torch.Generator, samples: int, periphery: PeripheryConfig,
-                 progress: Callable[[int], None] | None = None, gdc: bool | None = None) -> None:
-        self.chip = chip
-        self.gdc = chip.gdc if gdc is None else gdc
-        self.ledger = ledger
-        self.readout = readout
-        self.x_test, self.y_test = x_test, y_test
-        self.generator = generator
-        self.samples = samples
-        self.periphery = periphery
-        self.progress = progress
-        self.used = readout.used_devices()
-        self.rows: list[CheckpointRow] = []
-
-    def attach(self, bus: EventBus) -> None:
-        bus.attach(self._measure, Checkpoint)
-
-    def _measure(self, event: Checkpoint) -> None:
-        n = self.readout.mapping.n_devices
-        values = []
-        for _ in range(self.samples):
-            # the network's devices only (twin.toolchain.readout.read_used's draws, without a buffer
-            # the size of the whole chip: 8.4 M devices with chip.fill: synthetic); not committed
-            values_read = self.chip.devices.read(event.t_ns, self.generator, index=self.used, commit=False)
-            g_read = torch.zeros(n, dtype=torch.float32, device=values_read.device)
-            g_read[self.used.to(values_read.device)] = values_read
-            weights = readback_weights(self.readout, g_read, self.gdc)
-            values.append(accuracy_of(self.readout, weights, self.x_test, self.y_test, self.periphery,
-                                      self.generator))
-        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        counts = self.ledger.counts
-        self.rows.append(CheckpointRow(event.t_ns, float(np.mean(values)), std, self.chip.campaigns,
-                                       counts["partial_set"] + counts["reset"], self.ledger.energy()["total"]))
-        if self.progress is not None:
-            self.progress(event.t_ns)
-
-    def state(self) -> dict:
-        return {"generator": self.generator.get_state(), "rows": copy.deepcopy(self.rows)}
-
-    def load_state(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self.rows = copy.deepcopy(state["rows"])
-
-
 class WearObserver:
     """Pulses per device, initial programming and maintenance apart."""
 
@@ -324,10 +259,6 @@ class AvailabilityObserver:
 
 _OBSERVERS = ("campaigns", "scoring", "accuracy", "wear", "availability", "trace", "faults", "baselines", "waveforms")
 
-TRACE_MAX_ROWS = 1_000_000
-"""Rows the event trace keeps (about 200 MB of rows at most); later events are counted, not kept."""
-
-
 class EventTrace:
     """Every event of the chosen types as a flat row (``outputs.trace``: trace.csv), the first
     ``max_rows`` of them; ``dropped`` counts the rest."""
@@ -378,7 +309,7 @@ class Observers:
     availability: AvailabilityObserver
     trace: EventTrace | None = None
     faults: FaultScorer | None = None  # injected faults and what became of them (docs/faults.md)
-    baselines: Any = None  # twin.chip.baselines.BaselineAccuracy: the same chip left alone (no correction)
+    baselines: UnmaintainedBaselines | None = None  # the same programming left alone (twin.chip.accuracy)
     waveforms: Any = None  # twin.report.vcd's recorder when outputs.vcd is set (docs/waveforms.md)
 
     def attach(self, bus: EventBus) -> None:
@@ -401,4 +332,6 @@ class Observers:
         for name in _OBSERVERS:
             observer = getattr(self, name)
             if observer is not None:
+                if state.get(name) is None:  # a snapshot of a run without this observer
+                    raise ValueError(f"the snapshot holds no state of the {name} observer this run has")
                 observer.load_state(state[name])

@@ -25,7 +25,7 @@ import simpy
 import torch
 
 from firmware_model.interface import ProgramReport
-from twin.chip.events import Charge, EventBus, Fault, ProgramRounds, Programmed
+from twin.chip.events import Charge, EventBus, Fault, ProgramRounds, Programmed, Pulse
 from twin.chip.ledger import CostModel
 from twin.chip.tile import CrossbarTile
 from twin.device import pv_kernel
@@ -145,14 +145,16 @@ class PulseGenerator:
             return
         # pulse mode: every pulse a process on one channel, RESETs issued before partial-SETs
         timing = self.costs.timing
-        pulses = [self.env.process(self._pulse(timing.reset_pulse)) for _ in range(outcome.reset)]
-        pulses += [self.env.process(self._pulse(timing.partial_set_pulse)) for _ in range(outcome.partial_set)]
+        pulses = [self.env.process(self._pulse(timing.reset_pulse, tile.index, "reset")) for _ in range(outcome.reset)]
+        pulses += [self.env.process(self._pulse(timing.partial_set_pulse, tile.index, "partial_set"))
+                   for _ in range(outcome.partial_set)]
         if pulses:
             yield self.env.all_of(pulses)
         if outcome.verify_rows:
             yield self.env.timeout(outcome.verify_rows * timing.read_cycle)
 
-    def _pulse(self, duration_ns: int) -> Generator[simpy.Event, None, None]:
+    def _pulse(self, duration_ns: int, tile: int, kind: str) -> Generator[simpy.Event, None, None]:
         yield self.channels.get(1)
+        self.bus.emit(Pulse(self.env.now, self.scope, self.env.now + duration_ns, tile, kind))  # for waveforms
         yield self.env.timeout(duration_ns)
         yield self.channels.put(1)

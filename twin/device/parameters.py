@@ -13,10 +13,14 @@ from typing import Literal
 from twin.params import check_bounds, param
 from twin.units import SECOND
 
-__all__ = ["G_MAX_US", "PCMParameters", "PulseParameters"]
+__all__ = ["ENDURANCE_CYCLES", "G_MAX_US", "PCMParameters", "PulseParameters"]
 
 G_MAX_US = 25.0
 """Conductance the PCM model was fitted at (aihwkit pcm_inference; Nandakumar 2019, Joshi 2020)."""
+
+ENDURANCE_CYCLES = 1e9
+"""Write cycles a PCM device survives: "endurance ~1e9 cycles" (../shared/reference/pcm-numbers.md,
+J. Nanomaterials 2013 review, table 4). The report sets each device's pulses against it."""
 
 
 @dataclass(frozen=True)

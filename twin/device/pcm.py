@@ -171,6 +171,17 @@ class DeviceArray:
         array.target_level = None
         return array
 
+    def head_copy(self, n: int) -> DeviceArray:
+        """A copy of the first ``n`` devices' state (and their hard faults) that evolves apart from
+        this array: the same programming, left alone from now on (twin.chip.accuracy)."""
+        copy = DeviceArray.unprogrammed(self.levels, self.statistics, n, self.device)
+        for name in self.STATE_FIELDS:
+            setattr(copy, name, getattr(self, name)[:n].clone())
+        if self.faults is not None:
+            f = self.faults
+            copy.faults = DeviceFaults(f.stuck[:n], f.stuck_us[:n], f.dead_from_ns[:n], 0.0, f.generator)
+        return copy
+
     @property
     def device(self) -> torch.device:
         """Where the state lives; indices and values from elsewhere are moved here."""

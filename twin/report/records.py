@@ -1,6 +1,6 @@
 """A run's results as flat records: the summary (summary.json) and the tables (CSV), read off the
-observers of a built run (``twin.scenario.build.Assembly``). Every column and its unit:
-docs/chip.md, "Outputs".
+observers of a built run (``twin.scenario.build.Assembly``). The summary's keys: docs/chip.md,
+"Outputs"; every CSV column: twin/report/columns.py (docs/data-dictionary.md).
 """
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.chip.ledger import ENERGY_COMPONENTS, maintenance_energy
 from twin.atomic import finite_or_null
+from twin.chip.ledger import ENERGY_COMPONENTS, maintenance_energy
+from twin.report.columns import DEVICE_ROWS_MAX  # re-exported: defined with the columns it bounds
 from twin.report.traffic import service_rows, traffic_summary
 from twin.units import SECOND
 
 __all__ = ["Result", "SCHEMA_VERSION", "DEVICE_ROWS_MAX", "collect", "campaign_rows", "device_pulse_tables",
            "fault_summary", "versions"]
 
-SCHEMA_VERSION = 2  # 2: availability became {time, requests}; traffic fields
+SCHEMA_VERSION = 3  # 3: accuracy rows with the unmaintained baselines; 2: availability {time, requests}, traffic
 
-DEVICE_ROWS_MAX = 100_000
-"""The most rows device_pulses.csv holds (one per device that took a pulse, about 4 MB). A run
-with more such devices writes device_pulses_histogram.csv instead (devices per pulse count), so
-outputs stay proportionate on a full chip (8.4 M devices: docs/chip.md, "Files")."""
+ACCURACY_KEYS = ("t_s", "t_ns", "accuracy", "accuracy_std", "accuracy_left_alone", "accuracy_gdc_only")
+"""The keys of each summary.json ``accuracy`` row (the timeline's accuracy columns)."""
+
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Result:
     service: list[dict] | None = None  # service.csv: per layer and tile, per inference (traffic only)
     # device_pulses_histogram.csv, instead of device_pulses (then None) above DEVICE_ROWS_MAX devices
     device_pulse_histogram: list[dict] | None = None
+    vcd: str | None = None  # waveform.vcd's text, with outputs.vcd (docs/waveforms.md)
 
     def frames(self) -> dict:
         """The record tables as pandas DataFrames (needs pandas installed): timeline, campaigns,
@@ -67,9 +68,13 @@ def versions() -> dict:
 
 
 def _timeline(assembly) -> list[dict]:
+    """timeline.csv: per checkpoint, the chip's accuracy beside the same programming left alone
+    (``accuracy_left_alone``: never corrected, no GDC; ``accuracy_gdc_only``: never corrected, GDC)."""
+    baselines = assembly.observers.baselines.rows
     return [{"t_s": c.t_ns / SECOND, "t_ns": c.t_ns, "accuracy": c.accuracy, "accuracy_std": c.accuracy_std,
+             "accuracy_left_alone": b.left_alone, "accuracy_gdc_only": b.gdc_only,
              "campaigns": c.campaigns, "pulses": c.pulses, "energy_j": c.energy_j}
-            for c in assembly.observers.accuracy.rows]
+            for c, b in zip(assembly.observers.accuracy.rows, baselines, strict=True)]
 
 
 def campaign_rows(assembly) -> list[dict]:
@@ -162,7 +167,7 @@ def collect(assembly, wall_s: float) -> Result:
         "duration_ns": scenario.duration,
         "digital_accuracy": assembly.digital_accuracy,
         "model_sha256": assembly.model_sha256,
-        "accuracy": [{k: row[k] for k in ("t_s", "t_ns", "accuracy", "accuracy_std")} for row in timeline],
+        "accuracy": [{k: row[k] for k in ACCURACY_KEYS} for row in timeline],
         "energy_j": energy_j,
         "energy_maintenance_j": maintenance_energy(energy_j),
         "pulses": {"total": counts["partial_set"] + counts["reset"], "partial_set": counts["partial_set"],
@@ -202,8 +207,11 @@ def collect(assembly, wall_s: float) -> Result:
     if obs.trace is not None:
         trace = obs.trace.rows
         summary["trace"] = {"rows": len(trace), "dropped": obs.trace.dropped}  # dropped > 0: trace.csv is cut
+    vcd = None
+    if obs.waveforms is not None:  # outputs.vcd; summary.json vcd says what the window holds and what was dropped
+        vcd, summary["vcd"] = obs.waveforms.vcd_file(None if chip.traffic is None else chip.traffic.records.simulated)
     device_pulses, histogram = device_pulse_tables(assembly)
     if histogram is not None:  # too many devices for a row each (DEVICE_ROWS_MAX)
         summary["device_pulse_histogram"] = {"devices": sum(row["initial_devices"] for row in histogram),
                                              "rows": len(histogram)}
-    return Result(summary, timeline, campaign_rows(assembly), device_pulses, trace, service, histogram)
+    return Result(summary, timeline, campaign_rows(assembly), device_pulses, trace, service, histogram, vcd)

@@ -23,15 +23,16 @@ from firmware_model.interface import FirmwareConfig, TileLayout
 from firmware_model.policies import Policy, make_policy
 from twin.chip.chip import Chip, ChipLayout, CountingEnvironment, stream
 from twin.chip.pulse_generator import Granularity
-from twin.chip.events import Busy, Command, EventBus, Fault, Power, ProgramRounds, StateChange
+from twin.chip.events import Busy, Command, EventBus, Fault, Power, ProgramRounds, StateChange, Waiting
 from twin.chip.faults import FAULT_STREAMS, FaultScorer, inject
+from twin.chip.accuracy import AccuracyObserver, UnmaintainedBaselines
 from twin.chip.ledger import CostModel, Ledger
+from twin.chip.observers import AvailabilityObserver, CampaignTable, EventTrace, Observers, ScoringObserver, WearObserver
 from twin.chip.offchip import OffchipMemory
-from twin.chip.observers import (AccuracyObserver, AvailabilityObserver, CampaignTable, EventTrace, Observers,
-                                 ScoringObserver, WearObserver)
 from twin.chip.parameters import ChipSpec, EnergyCosts, FaultParameters, PulseChannels, TimingCosts
 from twin.device.parameters import PCMParameters, PulseParameters
 from twin.device.pcm import DeviceArray
+from twin.report.vcd import attach_recorder
 from twin.scenario.derive import exposed_fields, runtime
 from twin.scenario.faults import fault_parameters
 from twin.scenario.policies import CONTROLLER_FIELDS, CustomPolicy, load_policy_class
@@ -272,6 +273,10 @@ def build(scenario: Scenario, progress: Callable[[int], None] | None = None) -> 
                         faults=None if scenario.faults is None else fault_parameters(scenario.faults), fill=fill,
                         device=device)
     assembly.scenario = scenario
+    if progress is not None:  # at every campaign end too, not only at accuracy checkpoints: the bar follows the work
+        assembly.chip.bus.attach(lambda event: progress(event.t_ns), Waiting)
+    if scenario.outputs.vcd is not None:  # waveform.vcd (docs/waveforms.md): observers.waveforms
+        attach_recorder(assembly, scenario.outputs.vcd)
     # the deployment (original levels) and the trained network (weights) do not outlive the build
     return assembly
 
@@ -336,16 +341,18 @@ def assemble(deployment: Deployment, controller: Controller, costs: CostModel, p
                 checkpoint_times_ns, gdc=gdc, granularity=granularity, bus=bus, traffic=engine, faults=chip_faults)
     ledger = Ledger()
     scoring = ScoringObserver(original, dpt, tile_used, weights, levels_scored)
+    readout, x_test, y_test = _readout(deployment, devices, device), x_test.to(device), y_test.to(device)
     observers = Observers(
         ledger=ledger, campaigns=CampaignTable(), scoring=scoring,
-        accuracy=AccuracyObserver(chip, ledger, _readout(deployment, devices, device), x_test.to(device),
-                                  y_test.to(device), stream(seed, "evaluation", device), accuracy_samples, periphery,
-                                  progress),
+        accuracy=AccuracyObserver(chip, ledger, readout, x_test, y_test, stream(seed, "evaluation", device),
+                                  accuracy_samples, periphery, progress),
         wear=WearObserver(n_devices),
         availability=AvailabilityObserver([t // mapping.n_tiles if fill is None else 0 for t in range(mapped)],
                                           replicas),
         trace=EventTrace((StateChange, Command, Busy, ProgramRounds, Power, Fault)) if trace else None,
-        faults=FaultScorer(chip_faults, scoring, devices.levels))
+        faults=FaultScorer(chip_faults, scoring, devices.levels),
+        baselines=UnmaintainedBaselines(chip, readout, x_test, y_test,
+                                        stream(seed, "evaluation.baselines", device), accuracy_samples, periphery))
     observers.attach(chip.bus)
     return Assembly(None, chip, observers, mapping.n_devices, digital_accuracy, model_sha256,
                     None if fill is None else int(fill.synthetic.sum()))

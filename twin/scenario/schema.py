@@ -33,6 +33,7 @@ from twin.scenario.policies import (ANALOG_POLICIES, POLICY_NAMES, CustomPolicy,
                                    ThresholdPolicy)
 from twin.scenario.traffic import TrafficConfig, check_traffic
 from twin.scenario.faults import FaultsConfig, faults_line, faults_problem
+from twin.scenario.outputs import OutputsConfig, vcd_problem
 from twin.scenario.device import device_problem
 from firmware_model.controller import MAX_DEFER_CHECKS
 from twin.units import SECOND, YEAR, duration_label
@@ -150,12 +151,6 @@ class SimulationConfig(_Config):
     device: Literal["cpu", "cuda"] = "cpu"
 
 
-class OutputsConfig(_Config):
-    per_device_pulses: bool = True
-    progress: bool = True
-    trace: bool = False  # trace.csv: every controller state change, command, busy interval and P&V round
-
-
 class Scenario(_Config):
     schema_version: Literal[1] = 1
     name: str = Field(min_length=1)
@@ -270,6 +265,13 @@ class Scenario(_Config):
             raise field_error(*problem)
         return self
 
+    @model_validator(mode="after")
+    def _waveform_window_in_run(self) -> Scenario:
+        problem = vcd_problem(self)
+        if problem:
+            raise field_error(*problem)
+        return self
+
     @property
     def replicas(self) -> int:
         return 1 if self.traffic is None else self.traffic.replicas
@@ -315,6 +317,8 @@ class Scenario(_Config):
             exclude["chip"] = {"fill"}
         if self.simulation.device == "cpu":
             exclude["simulation"] = {"device"}
+        if self.outputs.vcd is None:
+            exclude["outputs"] = {"vcd"}
         return self.model_dump(mode="json", exclude=exclude or None)
 
     def sha256(self) -> str:

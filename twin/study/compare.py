@@ -8,8 +8,6 @@ Runs go to the run engine (:mod:`twin.study.engine`): Dask workers, one per core
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ import numpy as np
 
 from twin.chip.ledger import maintenance_energy
 from twin.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, prepare_output_dir
+from twin.report.columns import COMPARE_FIGURE_STATS, table_text
 from twin.scenario.bounds import MAX_SEEDS
 from twin.scenario.loader import did_you_mean, parse_yaml, read_input_file
 from twin.scenario.schema import Scenario, ScenarioError, load_scenario
@@ -159,6 +158,9 @@ RUN_FIGURES: dict[str, Callable[[dict], float | None]] = {
     "accuracy_final": lambda s: s["accuracy"][-1]["accuracy"],
     "accuracy_min": lambda s: min(a["accuracy"] for a in s["accuracy"]),
     "accuracy_time_weighted": lambda s: time_weighted_mean(s["accuracy"]),
+    # the same programming never corrected (twin.chip.accuracy): absent from summaries before schema 3
+    "accuracy_final_left_alone": lambda s: s["accuracy"][-1].get("accuracy_left_alone"),
+    "accuracy_final_gdc_only": lambda s: s["accuracy"][-1].get("accuracy_gdc_only"),
     "energy_total_j": lambda s: s["energy_j"]["total"],
     "energy_maintenance_j": _maintenance,
     "energy_maintenance_per_day_j": lambda s: _maintenance(s) / (s["duration_s"] / (DAY / SECOND)),
@@ -236,25 +238,18 @@ def compare(scenario: Scenario, specs: Sequence[PolicySpec], seeds: int = 1, wor
             "policies": policies}
 
 
-CSV_COLUMNS = [("accuracy_start", "mean"), ("accuracy_final", "mean"), ("accuracy_final", "std"),
-               ("accuracy_min", "mean"), ("accuracy_min", "min"), ("accuracy_time_weighted", "mean"),
-               ("accuracy_time_weighted", "std"), ("energy_total_j", "mean"), ("energy_maintenance_j", "mean"),
-               ("energy_maintenance_per_day_j", "mean"), ("pulses", "mean"), ("campaigns", "mean"),
-               ("misreads", "mean"), ("misread_rate_per_campaign", "mean"), ("displaced_devices", "mean"),
-               ("availability_time", "mean"),
-               ("longest_unavailability_s", "max")] + [(name, "mean") for name in TRAFFIC_METRICS]
+CSV_COLUMNS = COMPARE_FIGURE_STATS  # (figure, statistic over seeds): the data dictionary's (twin/report/columns.py)
 
 
 def csv_text(result: dict) -> str:
-    """One row per policy, in the comparison's order (compare.json's keys are sorted)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["policy"] + [f"{k}_{s}" for k, s in CSV_COLUMNS] + ["errors"])
+    """One row per policy, in the comparison's order (compare.json's keys are sorted); columns and
+    their order: the data dictionary's."""
+    rows = []
     for label in result.get("order", list(result["policies"])):
         entry = result["policies"][label]
-        writer.writerow([label] + [repr(entry[k][s]) if entry.get(k) is not None else "" for k, s in CSV_COLUMNS]
-                        + [len(entry["errors"])])
-    return buffer.getvalue()
+        rows.append({"policy": label} | {f"{k}_{s}": repr(entry[k][s]) if entry.get(k) is not None else ""
+                                         for k, s in CSV_COLUMNS} | {"errors": len(entry["errors"])})
+    return table_text("compare.csv", rows)
 
 
 def pareto_png(result: dict) -> bytes:

@@ -20,8 +20,6 @@ second ``twin sweep`` into the same folder finds and skips the runs already fini
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import math
@@ -32,7 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twin.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from twin.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, remove_output
+from twin.log import get_logger
+from twin.report.columns import table_text
+from twin.report.report_files import REPORT_FILE, REPORT_FILES
 from twin.scenario.loader import ScenarioError, did_you_mean, parse_yaml, read_input_file
 from twin.scenario.schema import Scenario, load_scenario
 from twin.study.compare import RUN_FIGURES, TRAFFIC_METRICS
@@ -171,11 +172,6 @@ def finished_summary(folder: Path, scenario: Scenario) -> dict | None:
     return summary if summary.get("scenario", {}).get("sha256") == scenario.sha256() else None
 
 
-def _columns(sweep: Sweep) -> list[str]:
-    return (["run", "seed"] + sweep.factors + ["status", "error"] + list(RUN_FIGURES) + list(TRAFFIC_METRICS)
-            + ["wall_s"])
-
-
 def _figure(get: Callable[[dict], Any], summary: dict) -> str:
     try:
         value = get(summary)
@@ -187,24 +183,26 @@ def _figure(get: Callable[[dict], Any], summary: dict) -> str:
 
 
 def csv_text(sweep: Sweep, rows: dict[str, dict]) -> str:
-    """One row per run in sweep order: its overrides, status (ok, failed, pending) and figures."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(_columns(sweep))
+    """One row per run in sweep order: its overrides, status (ok, failed, pending) and figures;
+    columns and their order: the data dictionary's (twin/report/columns.py), one per factor."""
+    figures = RUN_FIGURES | TRAFFIC_METRICS
+    table = []
     for run in sweep.runs:
         row = rows.get(run.key, {"status": "pending"})
         summary = row.get("summary")
-        figures = ([_figure(get, summary) for get in list(RUN_FIGURES.values()) + list(TRAFFIC_METRICS.values())]
-                   + [repr(summary["wall_s"])] if summary else [""] * (len(RUN_FIGURES) + len(TRAFFIC_METRICS) + 1))
-        writer.writerow([run.key, run.seed] + [run.overrides.get(f, "") for f in sweep.factors]
-                        + [row["status"], row.get("error") or ""] + figures)
-    return buffer.getvalue()
+        table.append({"run": run.key, "seed": run.seed} | {f: run.overrides.get(f, "") for f in sweep.factors}
+                     | {"status": row["status"], "error": row.get("error") or ""}
+                     | {name: _figure(get, summary) if summary else "" for name, get in figures.items()}
+                     | {"wall_s": repr(summary["wall_s"]) if summary else ""})
+    return table_text("sweep.csv", table, factor=sweep.factors)
 
 
 def _write_run(folder: Path, outcome: RunOutcome) -> None:
     """The run's files, summary.json last (its presence marks the run finished)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "error.txt").unlink(missing_ok=True)
+    for name in REPORT_FILES:  # an earlier result's report describes that result, not this one
+        remove_output(folder / name)
     if outcome.error is not None:
         (folder / "summary.json").unlink(missing_ok=True)  # a forced re-run that failed: no older result stays
         atomic_write_text(folder / "error.txt", outcome.error + "\n")
@@ -215,9 +213,22 @@ def _write_run(folder: Path, outcome: RunOutcome) -> None:
     atomic_write_bytes(folder / "summary.json", outcome.files["summary.json"])
 
 
+def _run_report(folder: Path) -> None:
+    """A run's report.html (``--run-reports``): a failure is said and the sweep goes on (the run's
+    results are complete; ``twin report FOLDER`` builds it later)."""
+    from twin.report.html import write_report
+    try:
+        write_report(folder)
+    except Exception as exc:  # noqa: BLE001  (a report is derived: it never stops the runs)
+        get_logger("twin.sweep").warning("no report for this run", folder=str(folder),
+                                         error=f"{type(exc).__name__}: {exc}")
+
+
 def run_sweep(sweep: Sweep, out: Path, workers: int | None = None, scheduler: str | None = None,
-              force: bool = False, progress: Callable[[int, int], None] | None = None) -> dict[str, dict]:
-    """Run every unfinished run of ``sweep`` into ``out``; returns each run's row (status, error, summary)."""
+              force: bool = False, progress: Callable[[int, int], None] | None = None,
+              run_reports: bool = False) -> dict[str, dict]:
+    """Run every unfinished run of ``sweep`` into ``out``; returns each run's row (status, error, summary).
+    ``run_reports``: also build each finished run's report.html in its folder (here, as results arrive)."""
     out.mkdir(parents=True, exist_ok=True)
     spec = {"sweep_file": str(sweep.path), "base": {"name": sweep.base.name, "sha256": sweep.base.sha256()},
             "factors": sweep.factors,
@@ -230,6 +241,10 @@ def run_sweep(sweep: Sweep, out: Path, workers: int | None = None, scheduler: st
         if summary is not None:
             rows[run.key] = {"status": "ok", "summary": summary, "resumed": True}
     atomic_write_text(out / "sweep.csv", csv_text(sweep, rows))
+    if run_reports:  # runs found done get theirs too
+        for key in rows:
+            if not (out / key / REPORT_FILE).is_file():
+                _run_report(out / key)
     todo = [RunTask(r.key, r.scenario, r.key, r.seed, want_files=True) for r in sweep.runs if r.key not in rows]
     lock = threading.Lock()  # start events arrive on the Dask client's thread
 
@@ -245,6 +260,8 @@ def run_sweep(sweep: Sweep, out: Path, workers: int | None = None, scheduler: st
         rows[outcome.key] = ({"status": "ok", "summary": outcome.summary} if outcome.error is None
                              else {"status": "failed", "error": outcome.error})
         atomic_write_text(out / "sweep.csv", csv_text(sweep, rows))  # after every result, not only at the end
+        if run_reports and outcome.error is None:
+            _run_report(out / outcome.key)
         if progress:
             progress(len(rows), len(sweep.runs))
 

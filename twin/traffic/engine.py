@@ -16,7 +16,7 @@ whole run (``full``). :mod:`twin.traffic.metrics` weights the windows into run t
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +83,7 @@ class TrafficEngine(WindowsMixin):
         self._first_stages = [replica[0] for replica in self.units]
         self.in_system = 0
         self._last_change = 0
+        self.watch: Callable[[int, int], None] | None = None  # told (t_ns, in_system) at each change: waveforms
         self._down = [0] * len(self.units)  # maintenance holds per replica
         self._taken = [0] * len(self.units)  # times each replica was taken for maintenance
         self._replicas_down = 0
@@ -177,8 +178,7 @@ class TrafficEngine(WindowsMixin):
             rec.end.append(-1)
             rec.flags.append(AFFECTED if self.power_off else 0)
             return
-        self._count_change()
-        self.in_system += 1
+        self._in_system_by(1)
         # [arrival, outage epoch at arrival (-1: arrived in an outage), flags, times its replica had been
         #  taken for maintenance when it entered (set at its first stage)]
         self.queue.append([now, -1 if self.outage else self.outage_epoch, 0, 0])
@@ -246,8 +246,7 @@ class TrafficEngine(WindowsMixin):
 
     def _depart(self, request: list, start: int) -> None:
         rec = self.records
-        self._count_change()
-        self.in_system -= 1
+        self._in_system_by(-1)
         flags = request[2]
         if flags & PREEMPTED:
             flags |= AFFECTED
@@ -267,6 +266,12 @@ class TrafficEngine(WindowsMixin):
         now = self.env.now
         self.records.area_in_system += self.in_system * (now - self._last_change)
         self._last_change = now
+
+    def _in_system_by(self, delta: int) -> None:
+        self._count_change()
+        self.in_system += delta
+        if self.watch is not None:
+            self.watch(self.env.now, self.in_system)
 
     # --- maintenance ---------------------------------------------------------------------------
     def claim(self, tile: int) -> Generator[simpy.Event, None, Claim | None]:
@@ -363,8 +368,7 @@ class TrafficEngine(WindowsMixin):
 
     def _drop(self, request: list) -> None:
         rec = self.records
-        self._count_change()
-        self.in_system -= 1
+        self._in_system_by(-1)
         rec.arrival.append(request[0])
         rec.start.append(-1)
         rec.end.append(-1)
