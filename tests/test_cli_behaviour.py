@@ -192,6 +192,7 @@ def test_default_level_summarises_many_campaigns_in_a_few_lines(tmp_path):
     assert sum(int(re.search(r"tiles_probed=(\d+)", line).group(1)) for line in lines) == 3 * summary["campaigns"]
     assert "[debug" not in proc.stderr and "ETA" not in proc.stderr  # no bar: stderr is not a terminal
     assert f"results: {tmp_path / 'r'}/" in proc.stderr and "accuracy" in proc.stderr  # the summary table
+    assert "with GDC only" in proc.stderr and "never corrected" in proc.stderr  # the baselines and the verdict
 
 
 # ---- progress -------------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ def _simulate_into(folder, scenario, schedule, args: argparse.Namespace, resume:
             exc.add_note(f"the run is not finished ({kept}); continue it with: twin run --resume {folder.path}")
         raise
     folder.complete(CHECKPOINT_FILE)
-    say(summary_table(result.summary), event="summary")
+    say(summary_table(result.summary, [row["campaigns"] for row in result.timeline]), event="summary")
     say(f"results: {folder.path}/", event="results", path=str(folder.path))
 
 

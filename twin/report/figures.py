@@ -192,9 +192,18 @@ def traffic_figure(traffic: dict, per_campaign: dict[str, np.ndarray], duration_
     edges = np.linspace(0.0, duration_s, bins + 1)
     lost = np.zeros(bins)
     if per_campaign["campaign"].size and "network_unavailable_ns" in per_campaign:
-        where = np.clip(np.searchsorted(edges, per_campaign["start_s"], side="right") - 1, 0, bins - 1)
-        np.add.at(lost, where, np.nan_to_num(per_campaign["network_unavailable_ns"]) / SECOND)
-    availability = 100 * (1 - lost / np.diff(edges))
+        # a campaign's lost time spread evenly over its span [start, end], shared among the bins it covers
+        # (a long campaign in a short run can outlast a bin: booking it all to one bin would go below 0%)
+        seconds = np.nan_to_num(per_campaign["network_unavailable_ns"]) / SECOND
+        for a, b, amount in zip(per_campaign["start_s"], per_campaign["end_s"], seconds):
+            if amount <= 0:
+                continue
+            overlap = np.clip(np.minimum(edges[1:], b) - np.maximum(edges[:-1], a), 0.0, None)
+            if b > a and overlap.sum() > 0:
+                lost += amount * overlap / overlap.sum()
+            else:  # an instant: the bin it falls in
+                lost[min(max(int(np.searchsorted(edges, a, side="right")) - 1, 0), bins - 1)] += amount
+    availability = 100 * (1 - np.minimum(lost / np.diff(edges), 1.0))
     right.stairs(availability, edges / (DAY / SECOND), color="tab:green", linewidth=1.5, baseline=None)
     spread = max(100 - availability.min(), 1e-9)
     right.set_ylim(100 - 1.2 * spread, 100 + 0.2 * spread)

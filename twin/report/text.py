@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import textwrap
+
+from twin.report.verdict import verdict
+
 __all__ = ["summary_table"]
 
 
-def summary_table(summary: dict) -> str:
+def summary_table(summary: dict, campaigns_at: list[int] | None = None) -> str:
+    """The table ``twin run`` prints, then the report's verdict on this programming (its sentence
+    says after how many campaigns the policy fell behind when ``campaigns_at``, timeline.csv's
+    ``campaigns``, is given)."""
     acc = summary["accuracy"]
     energy = summary["energy_j"]
     lines = [
         f"scenario      {summary['scenario']['name']} (seed {summary['seed']}, policy {summary['policy']['name']})",
         f"accuracy      start {100 * acc[0]['accuracy']:.1f}%  min {100 * min(a['accuracy'] for a in acc):.1f}%  "
         f"end {100 * acc[-1]['accuracy']:.1f}%  (digital {100 * summary['digital_accuracy']:.1f}%)",
+        f"left alone    end {_n(acc[-1].get('accuracy_gdc_only'), 100, '.1f')}% with GDC only, "
+        f"{_n(acc[-1].get('accuracy_left_alone'), 100, '.1f')}% without (the same programming, never corrected)",
         f"campaigns     {summary['campaigns']}   pulses {summary['pulses']['total']:,} "
         f"(partial-SET {summary['pulses']['partial_set']:,}, RESET {summary['pulses']['reset']:,})",
         f"decoding      {_misreads(summary['misreads'])}; "
@@ -28,6 +37,7 @@ def summary_table(summary: dict) -> str:
     if traffic is not None:
         lines += _traffic_lines(summary, traffic)
     lines.append(f"simulation    {summary['events']:,} events in {summary['wall_s']:.1f} s")
+    lines.append(textwrap.fill(verdict(summary, campaigns_at).sentence, width=100))
     return "\n".join(lines)
 
 
