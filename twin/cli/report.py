@@ -32,8 +32,16 @@ def _report(args: argparse.Namespace) -> int:
 
 def write_folder_report(folder: Path) -> Path:
     """Build ``folder``'s report and say where it is (the last line a command prints)."""
-    from twin.report.html import write_report
-    get_logger("twin.cli").debug("building the report", folder=str(folder))
-    path = write_report(folder)
+    from twin.report.html import ReportInputError, write_report
+    log = get_logger("twin.cli")
+    log.debug("building the report", folder=str(folder))
+    try:
+        path = write_report(folder)
+    except ReportInputError:
+        raise
+    except Exception:  # the folder's results stand: say so before the error's own message
+        log.error(f"the results in {folder} are complete, but its report could not be built; "
+                  f"try again with: twin report {folder}")
+        raise
     say(f"report: {path}", event="report", path=str(path))
     return path
